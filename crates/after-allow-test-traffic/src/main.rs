@@ -1,0 +1,10 @@
+//! CodeDeploy `AfterAllowTestTraffic` hook: checks green through the test listener.
+//!
+//! Everything real lives in the `greenlight` library; this binary only names its stage.
+
+use greenlight::Stage;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    greenlight::lambda::run(Stage::AfterAllowTestTraffic).await
+}

@@ -1,0 +1,158 @@
+//! The `greenlight` command: run a stage's checks from a shell or CI exactly as the hook would.
+//!
+//! Exit codes: 0 the stage passed, 1 a check failed, 2 greenlight could not run (usage, config).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use greenlight::budget::Budget;
+use greenlight::config::{Config, Source};
+use greenlight::event::run_id_from;
+use greenlight::report::text;
+use greenlight::{Stage, Suite, Verdict};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "greenlight",
+    version,
+    about = "Blue/green deployment checks for ECS lifecycle hooks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the checks of one stage and print a report.
+    Check {
+        /// The config file (YAML or JSON). Defaults to what GREENLIGHT_CONFIG holds.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// AfterAllowTestTraffic, BeforeAllowTraffic or AfterAllowTraffic (ECS names work too).
+        #[arg(long, short)]
+        stage: Stage,
+        /// Report format.
+        #[arg(long, short, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Run id for this run (idempotency keys derive from it); random-ish when absent.
+        #[arg(long)]
+        run_id: Option<String>,
+    },
+    /// Load and validate a config without sending anything.
+    Validate {
+        /// The config file. Defaults to what GREENLIGHT_CONFIG holds.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print a sample CodeDeploy hook event (for `cargo lambda invoke --data-ascii`).
+    Event {
+        /// Deployment id to put in the event.
+        #[arg(long, default_value = "d-EXAMPLE123")]
+        deployment_id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    greenlight::telemetry::init_cli();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout with exit 0 and usage errors with exit 2.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
+    match run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("greenlight: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check {
+            config,
+            stage,
+            format,
+            run_id,
+        } => {
+            let (config, source) = load(config)?;
+            config.stage(stage)?;
+            let budget = Budget::fixed(config.defaults.budget.0);
+            let suite = Suite::new(config, source)?;
+            let run_id = run_id.unwrap_or_else(fresh_run_id);
+            let report = suite.run_stage(stage, budget.checks, run_id).await;
+            match format {
+                Format::Text => print!("{}", text::render(&report)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("could not encode the report")?
+                ),
+            }
+            Ok(match report.verdict {
+                Verdict::Passed => ExitCode::SUCCESS,
+                Verdict::Failed => ExitCode::from(1),
+            })
+        }
+        Command::Validate { config } => {
+            let (config, source) = load(config)?;
+            Suite::new(config.clone(), source.clone())?;
+            let stages: Vec<String> = Stage::ALL
+                .into_iter()
+                .filter_map(|stage| {
+                    config
+                        .stages
+                        .get(stage)
+                        .map(|s| format!("{stage} ({} checks)", s.checks.len()))
+                })
+                .collect();
+            println!(
+                "config {source} is valid: {} targets; stages: {}",
+                config.targets.len(),
+                if stages.is_empty() {
+                    "none".to_owned()
+                } else {
+                    stages.join(", ")
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Event { deployment_id } => {
+            let event = serde_json::json!({
+                "DeploymentId": deployment_id,
+                "LifecycleEventHookExecutionId": format!("local-{}", fresh_run_id()),
+            });
+            println!("{}", serde_json::to_string_pretty(&event)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(path: Option<PathBuf>) -> anyhow::Result<(Config, Source)> {
+    Ok(match path {
+        Some(path) => (Config::from_file(&path)?, Source::File(path)),
+        None => Config::from_env()
+            .context("no --config given and GREENLIGHT_CONFIG did not provide one")?,
+    })
+}
+
+fn fresh_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    run_id_from(&format!("cli-{}-{nanos}", std::process::id()))
+}

@@ -1,0 +1,784 @@
+//! What the user wrote: the YAML/JSON config, parsed and validated once per cold start.
+//!
+//! Parsing is strict (unknown keys are errors) because a typo such as `tiemout:` silently falling
+//! back to a default is how a gate ends up checking nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+use crate::error::ConfigError;
+use crate::stage::Stage;
+
+/// The environment variable that holds the config (the document itself, or `file:PATH`).
+pub const CONFIG_ENV: &str = "GREENLIGHT_CONFIG";
+
+/// The whole config: targets, defaults and the checks of each stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Named base URLs (`test`, `prod`, …).
+    pub targets: BTreeMap<String, Target>,
+    /// Defaults for every check.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The checks of each stage.
+    #[serde(default)]
+    pub stages: Stages,
+}
+
+/// A listener to send requests to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Base URL, e.g. `https://alb.internal.example.com:8443`.
+    pub url: TargetUrl,
+    /// Host header and TLS server name, when the certificate is for a public name the URL does not carry.
+    pub host: Option<String>,
+    /// An extra root certificate (PEM) to trust, beside the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Per-request timeout for this target (overrides `defaults.timeout`).
+    pub timeout: Option<Dur>,
+    /// Turn TLS certificate verification off. Logged as a warning on every run.
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+/// Defaults that apply to every check unless it says otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// Per-request timeout.
+    pub timeout: Dur,
+    /// Extra attempts of a failing check, while green warms up.
+    pub retries: u32,
+    /// Delay before the first retry; doubles after each further one.
+    pub retry_delay: Dur,
+    /// Time for a whole stage when the Lambda deadline is unknown (CLI, local emulators).
+    pub budget: Dur,
+    /// Time kept back from the Lambda deadline for sending the status report.
+    pub report_reserve: Dur,
+    /// The most bytes of a response body that are read; a larger body fails the check.
+    pub max_body_bytes: u64,
+    /// The most checks of a stage that run at once.
+    pub concurrency: usize,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: Dur(Duration::from_secs(5)),
+            retries: 2,
+            retry_delay: Dur(Duration::from_secs(1)),
+            budget: Dur(Duration::from_secs(120)),
+            report_reserve: Dur(Duration::from_secs(10)),
+            max_body_bytes: 1024 * 1024,
+            concurrency: 16,
+        }
+    }
+}
+
+/// The checks of each stage, keyed by the CodeDeploy hook name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stages {
+    /// Checks for `AfterAllowTestTraffic`.
+    #[serde(rename = "AfterAllowTestTraffic")]
+    pub after_allow_test_traffic: Option<StageConfig>,
+    /// Checks for `BeforeAllowTraffic`.
+    #[serde(rename = "BeforeAllowTraffic")]
+    pub before_allow_traffic: Option<StageConfig>,
+    /// Checks for `AfterAllowTraffic`.
+    #[serde(rename = "AfterAllowTraffic")]
+    pub after_allow_traffic: Option<StageConfig>,
+}
+
+impl Stages {
+    /// The config of one stage, if the document has it.
+    pub fn get(&self, stage: Stage) -> Option<&StageConfig> {
+        match stage {
+            Stage::AfterAllowTestTraffic => self.after_allow_test_traffic.as_ref(),
+            Stage::BeforeAllowTraffic => self.before_allow_traffic.as_ref(),
+            Stage::AfterAllowTraffic => self.after_allow_traffic.as_ref(),
+        }
+    }
+}
+
+/// One stage: its list of checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// The checks, run concurrently.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// One check as written. Exactly one kind key (`http`, …) must be present.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// Shown in logs and reports; unique within a stage.
+    pub name: String,
+    /// A failing check that is not required only warns.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Overrides `defaults.retries`.
+    pub retries: Option<u32>,
+    /// Overrides `defaults.retry_delay`.
+    pub retry_delay: Option<Dur>,
+    /// One HTTP request with expectations.
+    pub http: Option<HttpSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An `http` check: one request, expectations on what comes back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// The name of a target under `targets:`.
+    pub target: String,
+    /// HTTP method; GET when absent.
+    #[serde(default = "get")]
+    pub method: String,
+    /// Path (and query) appended to the target's URL.
+    #[serde(default = "root")]
+    pub path: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A raw request body.
+    pub body: Option<String>,
+    /// Per-request timeout for this check.
+    pub timeout: Option<Dur>,
+    /// What the response must look like; any 2xx status when absent.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+fn get() -> String {
+    "GET".to_owned()
+}
+
+fn root() -> String {
+    "/".to_owned()
+}
+
+/// Expectations on a response. Every one that is set must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// One status or a list; any 2xx when absent.
+    pub status: Option<StatusSpec>,
+    /// Header name → expected value (a `; charset=…` suffix on the actual value is ignored).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Text the body must contain (one string or a list).
+    pub body_contains: Option<OneOrMany<String>>,
+    /// JSON pointer → expected JSON value.
+    #[serde(default)]
+    pub json: BTreeMap<String, serde_json::Value>,
+    /// The whole exchange (first byte sent to last byte read) must take at most this long.
+    pub max_latency: Option<Dur>,
+}
+
+/// `status: 200` or `status: [200, 204]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a status code (200) or a list of them ([200, 204])"
+)]
+pub enum StatusSpec {
+    /// A single status.
+    One(u16),
+    /// Any of these.
+    Any(Vec<u16>),
+}
+
+impl StatusSpec {
+    /// The accepted codes.
+    pub fn codes(&self) -> Vec<u16> {
+        match self {
+            StatusSpec::One(code) => vec![*code],
+            StatusSpec::Any(codes) => codes.clone(),
+        }
+    }
+}
+
+/// A value or a list of values.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged, expecting = "a string or a list of strings")]
+pub enum OneOrMany<T> {
+    /// One.
+    One(T),
+    /// Several.
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    /// All values as a list.
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(value) => vec![value.clone()],
+            OneOrMany::Many(values) => values.clone(),
+        }
+    }
+}
+
+/// A duration written as `500ms`, `5s`, `2m` (humantime syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration with a unit, like 500ms, 5s or 2m")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Dur, E> {
+                humantime::parse_duration(text.trim()).map(Dur).map_err(|err| {
+                    E::custom(format!(
+                        "invalid duration {text:?} ({err}): write a number with a unit, like 500ms, 5s or 2m"
+                    ))
+                })
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "duration {n} has no unit: write {n}s or {n}ms"
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "duration {n} has no unit: write e.g. {n}s or {n}ms"
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "duration {n} has no unit: write e.g. 500ms or 5s"
+                )))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A target base URL, checked to be absolute http(s) with a host when parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetUrl(pub Url);
+
+impl<'de> Deserialize<'de> for TargetUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let text = String::deserialize(deserializer)?;
+        let url = Url::parse(text.trim()).map_err(|err| {
+            D::Error::custom(format!(
+                "invalid URL {text:?} ({err}): write an absolute URL such as https://alb.internal.example.com:8443"
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(D::Error::custom(format!(
+                "URL {text:?} is not an http(s) URL with a host: write e.g. https://alb.internal.example.com:8443"
+            )));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(D::Error::custom(format!(
+                "URL {text:?} has a query or fragment: put those in each check's path"
+            )));
+        }
+        Ok(TargetUrl(url))
+    }
+}
+
+/// Where the config came from, for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The document was in `GREENLIGHT_CONFIG` itself.
+    Inline,
+    /// `file:PATH`.
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Inline => f.write_str("inline"),
+            Source::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+impl Config {
+    /// Load from `GREENLIGHT_CONFIG` (the document itself or `file:PATH`).
+    pub fn from_env() -> Result<(Config, Source), ConfigError> {
+        match std::env::var(CONFIG_ENV) {
+            Ok(value) if !value.trim().is_empty() => Config::from_setting(&value),
+            _ => Err(ConfigError::Missing),
+        }
+    }
+
+    /// Interpret a `GREENLIGHT_CONFIG` value.
+    pub fn from_setting(value: &str) -> Result<(Config, Source), ConfigError> {
+        match value.trim_start().strip_prefix("file:") {
+            Some(path) => {
+                let path = PathBuf::from(path.trim());
+                Ok((Config::from_file(&path)?, Source::File(path)))
+            }
+            None => Ok((Config::parse(value)?, Source::Inline)),
+        }
+    }
+
+    /// Read and parse a file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parse a YAML (or JSON, which is YAML) document and validate it.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let deserializer = serde_norway::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            ConfigError::Parse {
+                path,
+                problem: err.into_inner().to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that parsing cannot express: references, ranges, names that must be valid HTTP.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.targets.is_empty() {
+            return Err(ConfigError::invalid(
+                "targets",
+                "{}",
+                "no targets are defined",
+                "add at least `targets: { test: { url: https://... } }`",
+            ));
+        }
+        for (name, target) in &self.targets {
+            let path = format!("targets.{name}");
+            if let Some(host) = &target.host
+                && url::Host::parse(host).is_err()
+            {
+                return Err(ConfigError::invalid(
+                    format!("{path}.host"),
+                    format!("{host:?}"),
+                    "not a valid host name",
+                    "write the bare DNS name the certificate is for, e.g. payments.example.com (no scheme, no port)",
+                ));
+            }
+            if let Some(timeout) = target.timeout {
+                positive(&format!("{path}.timeout"), timeout)?;
+            }
+        }
+        let d = &self.defaults;
+        positive("defaults.timeout", d.timeout)?;
+        positive("defaults.budget", d.budget)?;
+        if d.retries > 10 {
+            return Err(ConfigError::invalid(
+                "defaults.retries",
+                d.retries,
+                "too many retries",
+                "use at most 10; a check that needs more is not ready",
+            ));
+        }
+        if d.concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "defaults.concurrency",
+                0,
+                "no check could ever run",
+                "use 1 or more",
+            ));
+        }
+        if d.max_body_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "defaults.max_body_bytes",
+                0,
+                "no body could ever be read",
+                "use e.g. 1048576 (1 MiB)",
+            ));
+        }
+        for stage in Stage::ALL {
+            if let Some(stage_config) = self.stages.get(stage) {
+                self.validate_stage(stage, stage_config)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_stage(&self, stage: Stage, stage_config: &StageConfig) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (index, check) in stage_config.checks.iter().enumerate() {
+            let path = format!("stages.{stage}.checks[{index}]");
+            if check.name.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{path}.name"),
+                    "\"\"",
+                    "a check needs a name",
+                    "give it a short name that an on-call engineer will recognise, e.g. health",
+                ));
+            }
+            if !names.insert(check.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("{path}.name"),
+                    format!("{:?}", check.name),
+                    "two checks of this stage share the name",
+                    "give each check of a stage its own name",
+                ));
+            }
+            if let Some(retries) = check.retries
+                && retries > 10
+            {
+                return Err(ConfigError::invalid(
+                    format!("{path}.retries"),
+                    retries,
+                    "too many retries",
+                    "use at most 10",
+                ));
+            }
+            match &check.http {
+                Some(http) => self.validate_http(&format!("{path}.http"), http)?,
+                None => {
+                    return Err(ConfigError::invalid(
+                        path,
+                        format!("{:?}", check.name),
+                        "the check has no kind",
+                        "add one kind key, e.g. `http: { target: test, path: /health }`",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self, path: &str, http: &HttpSpec) -> Result<(), ConfigError> {
+        if !self.targets.contains_key(&http.target) {
+            let known: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+            return Err(ConfigError::invalid(
+                format!("{path}.target"),
+                format!("{:?}", http.target),
+                "no such target",
+                format!(
+                    "use one of the names under `targets:` ({})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if http::Method::from_bytes(http.method.as_bytes()).is_err() {
+            return Err(ConfigError::invalid(
+                format!("{path}.method"),
+                format!("{:?}", http.method),
+                "not an HTTP method",
+                "use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS",
+            ));
+        }
+        if !http.path.starts_with('/') {
+            return Err(ConfigError::invalid(
+                format!("{path}.path"),
+                format!("{:?}", http.path),
+                "the path must start with /",
+                format!("write /{}", http.path),
+            ));
+        }
+        for (name, value) in &http.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(ConfigError::invalid(
+                    format!("{path}.headers"),
+                    format!("{name:?}"),
+                    "not a valid header name",
+                    "use letters, digits and dashes, e.g. X-Probe",
+                ));
+            }
+            if http::HeaderValue::from_str(value).is_err() {
+                // The value may be a secret: name the header, never echo the value.
+                return Err(ConfigError::invalid(
+                    format!("{path}.headers.{name}"),
+                    "(value not shown)",
+                    "the header value has characters HTTP does not allow (e.g. a newline)",
+                    "remove control characters from the value",
+                ));
+            }
+        }
+        if let Some(timeout) = http.timeout {
+            positive(&format!("{path}.timeout"), timeout)?;
+        }
+        let expect = &http.expect;
+        if let Some(status) = &expect.status {
+            let codes = status.codes();
+            if codes.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{path}.expect.status"),
+                    "[]",
+                    "an empty list accepts nothing",
+                    "list at least one status, or leave `status` out to accept any 2xx",
+                ));
+            }
+            if let Some(bad) = codes.iter().find(|code| !(100..=599).contains(*code)) {
+                return Err(ConfigError::invalid(
+                    format!("{path}.expect.status"),
+                    bad,
+                    "not an HTTP status code",
+                    "use a code from 100 to 599",
+                ));
+            }
+        }
+        for name in expect.headers.keys() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(ConfigError::invalid(
+                    format!("{path}.expect.headers"),
+                    format!("{name:?}"),
+                    "not a valid header name",
+                    "use letters, digits and dashes, e.g. content-type",
+                ));
+            }
+        }
+        for pointer in expect.json.keys() {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    format!("{path}.expect.json"),
+                    format!("{pointer:?}"),
+                    "not a JSON pointer",
+                    format!("JSON pointers start with /, e.g. /{pointer}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of a stage, or [`ConfigError::NoStage`] when the document has no entry for it.
+    pub fn stage(&self, stage: Stage) -> Result<&StageConfig, ConfigError> {
+        self.stages.get(stage).ok_or(ConfigError::NoStage { stage })
+    }
+}
+
+fn positive(path: &str, value: Dur) -> Result<(), ConfigError> {
+    if value.0.is_zero() {
+        return Err(ConfigError::invalid(
+            path,
+            value,
+            "a zero duration leaves no time at all",
+            "use a positive duration such as 5s",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example from the README and issue #2, verbatim: it must keep working.
+    pub(crate) const EXAMPLE: &str = r#"
+targets:
+  test:
+    url: https://alb.internal.example.com:8443
+    host: payments.example.com   # optional: Host header and TLS server name
+    ca_file: /opt/ca.pem         # optional extra root
+  prod:
+    url: https://alb.internal.example.com
+defaults:
+  timeout: 5s        # per request
+  retries: 2         # extra attempts of a failing check while green warms up
+  retry_delay: 1s
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: health
+        http:
+          target: test
+          method: GET              # default
+          path: /health
+          headers: { X-Probe: greenlight }
+          expect:
+            status: 200            # or a list: [200, 204]
+            headers: { content-type: application/json }
+            body_contains: ok
+            json: { /status: ok }  # JSON pointer -> expected value
+            max_latency: 500ms
+  BeforeAllowTraffic: { checks: [] }
+  AfterAllowTraffic: { checks: [] }
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let config = Config::parse(EXAMPLE).unwrap();
+        let test = &config.targets["test"];
+        assert_eq!(
+            test.url.0.as_str(),
+            "https://alb.internal.example.com:8443/"
+        );
+        assert_eq!(test.host.as_deref(), Some("payments.example.com"));
+        assert_eq!(config.defaults.retries, 2);
+        let stage = config.stage(Stage::AfterAllowTestTraffic).unwrap();
+        let http = stage.checks[0].http.as_ref().unwrap();
+        assert_eq!(http.expect.status, Some(StatusSpec::One(200)));
+        assert_eq!(http.expect.json["/status"], serde_json::json!("ok"));
+        assert_eq!(
+            http.expect.max_latency,
+            Some(Dur(Duration::from_millis(500)))
+        );
+        assert!(
+            config
+                .stage(Stage::BeforeAllowTraffic)
+                .unwrap()
+                .checks
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn json_is_accepted() {
+        let config = Config::parse(
+            r#"{"targets": {"test": {"url": "http://127.0.0.1:8080"}},
+                "stages": {"AfterAllowTraffic": {"checks": [
+                  {"name": "h", "http": {"target": "test", "expect": {"status": [200, 204]}}}]}}}"#,
+        )
+        .unwrap();
+        let check = &config.stage(Stage::AfterAllowTraffic).unwrap().checks[0];
+        assert_eq!(
+            check.http.as_ref().unwrap().expect.status,
+            Some(StatusSpec::Any(vec![200, 204]))
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_the_field_and_the_valid_ones() {
+        let e = err("targets: { test: { url: http://a } }\ndefaults: { tiemout: 5s }\n");
+        assert!(e.contains("defaults"), "{e}");
+        assert!(e.contains("tiemout"), "{e}");
+        assert!(e.contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn unknown_check_kind_is_named() {
+        let e = err(
+            "targets: { test: { url: http://a } }\nstages:\n  AfterAllowTraffic:\n    checks:\n      - name: x\n        grpc: {}\n",
+        );
+        assert!(e.contains("stages.AfterAllowTraffic.checks[0]"), "{e}");
+        assert!(e.contains("grpc"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_says_how_to_write_one() {
+        let e = err("targets: { test: { url: http://a } }\ndefaults: { timeout: fast }\n");
+        assert!(e.contains("defaults.timeout"), "{e}");
+        assert!(e.contains("\"fast\""), "{e}");
+        assert!(e.contains("500ms"), "{e}");
+        let e = err("targets: { test: { url: http://a } }\ndefaults: { timeout: 5 }\n");
+        assert!(e.contains("5s"), "{e}");
+    }
+
+    #[test]
+    fn missing_target_lists_the_defined_ones() {
+        let e = err(
+            "targets: { test: { url: http://a } }\nstages:\n  AfterAllowTraffic:\n    checks:\n      - name: x\n        http: { target: prod }\n",
+        );
+        assert!(
+            e.contains("stages.AfterAllowTraffic.checks[0].http.target"),
+            "{e}"
+        );
+        assert!(e.contains("\"prod\""), "{e}");
+        assert!(e.contains("test"), "{e}");
+    }
+
+    #[test]
+    fn bad_yaml_reports_line_and_column() {
+        let e = err("targets:\n  test: [unclosed\n");
+        assert!(e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            (
+                "targets: { test: { url: 'not a url' } }",
+                "targets.test.url",
+            ),
+            ("targets: { test: { url: 'ftp://a' } }", "http(s)"),
+            (
+                "targets: { test: { url: http://a, host: 'a b' } }",
+                "targets.test.host",
+            ),
+            ("targets: {}", "no targets"),
+            (
+                "targets: { t: { url: http://a } }\nstages: { AfterAllowTraffic: { checks: [ { name: x, http: { target: t, path: health } } ] } }",
+                "must start with /",
+            ),
+            (
+                "targets: { t: { url: http://a } }\nstages: { AfterAllowTraffic: { checks: [ { name: x, http: { target: t, expect: { status: 999 } } } ] } }",
+                "100 to 599",
+            ),
+            (
+                "targets: { t: { url: http://a } }\nstages: { AfterAllowTraffic: { checks: [ { name: x, http: { target: t, expect: { json: { status: ok } } } } ] } }",
+                "JSON pointers start with /",
+            ),
+            (
+                "targets: { t: { url: http://a } }\nstages: { AfterAllowTraffic: { checks: [ { name: x, http: { target: t } }, { name: x, http: { target: t } } ] } }",
+                "share the name",
+            ),
+            (
+                "targets: { t: { url: http://a } }\nstages: { AfterAllowTraffic: { checks: [ { name: x } ] } }",
+                "no kind",
+            ),
+            (
+                "targets: { t: { url: http://a } }\nstages: { AfterAllowTraffic: { checks: [ { name: x, http: { target: t, method: 'G T' } } ] } }",
+                "not an HTTP method",
+            ),
+            (
+                "targets: { t: { url: http://a } }\nstages: { BeforeInstall: { checks: [] } }",
+                "BeforeInstall",
+            ),
+        ];
+        for (text, wanted) in cases {
+            let e = err(text);
+            assert!(e.contains(wanted), "for {text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_stage_is_an_error_not_a_pass() {
+        let config = Config::parse("targets: { t: { url: http://a } }").unwrap();
+        let e = config
+            .stage(Stage::AfterAllowTraffic)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("AfterAllowTraffic"), "{e}");
+    }
+
+    #[test]
+    fn settings_select_inline_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "targets: { t: { url: http://a } }").unwrap();
+        let (_, source) = Config::from_setting(&format!("file:{}", path.display())).unwrap();
+        assert_eq!(source, Source::File(path.clone()));
+        let (_, source) = Config::from_setting("targets: { t: { url: http://a } }").unwrap();
+        assert_eq!(source, Source::Inline);
+        let e = Config::from_setting("file:/nonexistent/greenlight.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/greenlight.yaml"), "{e}");
+    }
+}

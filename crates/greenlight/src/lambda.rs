@@ -1,0 +1,375 @@
+//! The glue a hook binary calls: cold start once, then for every event parse, evaluate, report.
+//!
+//! The order matters for the one-hour hang: the event's ids are read first (without them no
+//! report is possible, so a bad event is an invocation error), and from then on every path,
+//! panics included, ends in exactly one status report.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::budget::{Budget, BudgetSource};
+use crate::config::Defaults;
+use crate::error::{EventError, ReportError};
+use crate::event::CodeDeployEvent;
+use crate::redact::Redactor;
+use crate::report::StageReport;
+use crate::report::codedeploy::{CodeDeploySink, StatusSink};
+use crate::stage::Stage;
+use crate::suite::Suite;
+
+/// Extra time past the budget before the evaluation itself is abandoned. The runner already
+/// cuts checks off at the budget; this only guards against a bug outside the checks.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Why an invocation returned an error instead of a result.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The event carried no usable ids: nothing can be reported.
+    #[error(transparent)]
+    BadEvent(#[from] EventError),
+    /// The report did not get through; Lambda's retry will run the hook again with the same ids.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+impl From<HookError> for Diagnostic {
+    fn from(err: HookError) -> Diagnostic {
+        let error_type = match &err {
+            HookError::BadEvent(_) => "greenlight.BadEvent",
+            HookError::Report(_) => "greenlight.ReportFailed",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// One hook function: its stage, what the cold start loaded, and where verdicts go.
+pub struct Hook<S> {
+    stage: Stage,
+    suite: Result<Arc<Suite>, String>,
+    defaults: Defaults,
+    sink: S,
+}
+
+impl<S: StatusSink> Hook<S> {
+    /// A hook for a stage. A config error is kept, not raised: every invocation reports it as Failed.
+    pub fn new(stage: Stage, suite: Result<Suite, crate::error::ConfigError>, sink: S) -> Self {
+        let defaults = suite
+            .as_ref()
+            .map(|suite| suite.config.defaults.clone())
+            .unwrap_or_default();
+        Hook {
+            stage,
+            // No redactor exists without a config; card numbers are still masked.
+            suite: suite
+                .map(Arc::new)
+                .map_err(|err| Redactor::default().scrub(&err.to_string())),
+            defaults,
+            sink,
+        }
+    }
+
+    /// Handle one invocation: `deadline_ms` is the Lambda deadline (0 when unknown).
+    pub async fn handle(&self, payload: Value, deadline_ms: u64) -> Result<Value, HookError> {
+        let event = CodeDeployEvent::from_value(&payload).inspect_err(|err| {
+            tracing::error!(stage = %self.stage, error = %err, "rejected an event that is not a CodeDeploy hook event; nothing reported");
+        })?;
+        let run_id = event.run_id();
+        tracing::info!(
+            stage = %self.stage,
+            deployment_id = %event.deployment_id,
+            lifecycle_event_hook_execution_id = %event.lifecycle_event_hook_execution_id,
+            run_id = %run_id,
+            "hook invoked"
+        );
+        let budget = Budget::from_deadline(
+            deadline_ms,
+            SystemTime::now(),
+            self.defaults.report_reserve.0,
+            self.defaults.budget.0,
+        );
+        let evaluation = match &self.suite {
+            Ok(suite) => {
+                let suite = Arc::clone(suite);
+                let (stage, run_id, checks) = (self.stage, run_id.clone(), budget.checks);
+                Some(async move { suite.run_stage(stage, checks, run_id).await })
+            }
+            Err(_) => None,
+        };
+        let mut report = match (evaluation, &self.suite) {
+            (Some(evaluation), _) => evaluate(self.stage, &run_id, budget, evaluation).await,
+            (None, Err(config_error)) => {
+                StageReport::not_run(self.stage, run_id, config_error.clone(), Duration::ZERO)
+            }
+            (None, Ok(_)) => unreachable_report(self.stage, run_id),
+        };
+        if let BudgetSource::Fallback { reason } = budget.source {
+            let warning = format!(
+                "{reason}; using defaults.budget of {} for the checks",
+                humantime::format_duration(budget.checks)
+            );
+            tracing::warn!(stage = %self.stage, deadline_ms, budget_ms = u64::try_from(budget.checks.as_millis()).unwrap_or(u64::MAX), warning = %warning, "deadline not usable");
+            report.warnings.push(warning);
+        }
+        let report = report.for_deployment(event.deployment_id.clone());
+        crate::report::log::emit(&report);
+
+        match self.sink.put(&event, report.verdict).await {
+            Ok(delivery) => {
+                tracing::info!(
+                    stage = %self.stage,
+                    deployment_id = %event.deployment_id,
+                    status = report.verdict.codedeploy_status(),
+                    delivery = delivery.as_str(),
+                    "reported to CodeDeploy"
+                );
+                Ok(json!({
+                    "status": report.verdict.codedeploy_status(),
+                    "delivery": delivery.as_str(),
+                    "report": report,
+                }))
+            }
+            Err(err) => {
+                tracing::error!(
+                    stage = %self.stage,
+                    deployment_id = %event.deployment_id,
+                    status = report.verdict.codedeploy_status(),
+                    error = %err,
+                    "could not report to CodeDeploy; failing the invocation so Lambda retries it"
+                );
+                Err(err.into())
+            }
+        }
+    }
+}
+
+/// Run an evaluation in its own task so that a panic anywhere in it, or an overrun, still
+/// produces a (failed) report instead of a lost invocation.
+pub async fn evaluate<F>(stage: Stage, run_id: &str, budget: Budget, evaluation: F) -> StageReport
+where
+    F: Future<Output = StageReport> + Send + 'static,
+{
+    let started = Instant::now();
+    let task = tokio::spawn(evaluation);
+    let abort = task.abort_handle();
+    match tokio::time::timeout(budget.checks + GRACE, task).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(join_error)) => {
+            let why = if join_error.is_panic() {
+                "greenlight panicked while running the stage (a bug: please report it); failing closed"
+            } else {
+                "the stage evaluation was cancelled; failing closed"
+            };
+            StageReport::not_run(stage, run_id.to_owned(), why.to_owned(), started.elapsed())
+        }
+        Err(_) => {
+            abort.abort();
+            StageReport::not_run(
+                stage,
+                run_id.to_owned(),
+                "the stage did not finish within its budget; failing closed".to_owned(),
+                started.elapsed(),
+            )
+        }
+    }
+}
+
+fn unreachable_report(stage: Stage, run_id: String) -> StageReport {
+    StageReport::not_run(
+        stage,
+        run_id,
+        "internal error: no evaluation was prepared; failing closed".to_owned(),
+        Duration::ZERO,
+    )
+}
+
+/// The whole life of a hook binary: logs, config and clients once, then the runtime loop.
+pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init_lambda();
+    let suite = Suite::from_env();
+    match &suite {
+        Ok(suite) => tracing::info!(
+            stage = %stage,
+            config_source = %suite.source,
+            targets = suite.config.targets.len(),
+            "config loaded"
+        ),
+        Err(err) => tracing::error!(
+            stage = %stage,
+            error = %Redactor::default().scrub(&err.to_string()),
+            "config could not be loaded; every invocation will report Failed until it is fixed"
+        ),
+    }
+    let reserve = suite
+        .as_ref()
+        .map(|suite| suite.config.defaults.report_reserve.0)
+        .unwrap_or_else(|_| Defaults::default().report_reserve.0);
+    let sink = CodeDeploySink::from_env(reserve).await;
+    let hook = Arc::new(Hook::new(stage, suite, sink));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let hook = Arc::clone(&hook);
+        async move { hook.handle(event.payload, event.context.deadline).await }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Source};
+    use crate::report::codedeploy::Delivery;
+    use crate::verdict::Verdict;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct FakeSink {
+        calls: Mutex<Vec<(String, Verdict)>>,
+        fail: bool,
+    }
+
+    impl StatusSink for FakeSink {
+        async fn put(
+            &self,
+            event: &CodeDeployEvent,
+            verdict: Verdict,
+        ) -> Result<Delivery, ReportError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((event.lifecycle_event_hook_execution_id.clone(), verdict));
+            if self.fail {
+                Err(ReportError::Unreachable {
+                    status: verdict.codedeploy_status(),
+                    execution_id: event.lifecycle_event_hook_execution_id.clone(),
+                    cause: "test".into(),
+                })
+            } else {
+                Ok(Delivery::Accepted)
+            }
+        }
+    }
+
+    fn event() -> Value {
+        json!({"DeploymentId": "d-TEST", "LifecycleEventHookExecutionId": "exec-1"})
+    }
+
+    fn suite(yaml: &str) -> Result<Suite, crate::error::ConfigError> {
+        Config::parse(yaml).and_then(|config| Suite::new(config, Source::Inline))
+    }
+
+    #[tokio::test]
+    async fn a_bad_event_is_an_error_and_reports_nothing() {
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite("targets: { t: { url: http://127.0.0.1:9 } }"),
+            FakeSink::default(),
+        );
+        for payload in [json!("x"), json!({"DeploymentId": "d-1"}), json!(null)] {
+            let err = hook.handle(payload, 0).await.unwrap_err();
+            assert!(matches!(err, HookError::BadEvent(_)));
+        }
+        assert!(hook.sink.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_config_error_reports_failed_once() {
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite("targets: {"),
+            FakeSink::default(),
+        );
+        let out = hook.handle(event(), 0).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert!(
+            out["report"]["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("config error")
+        );
+        assert_eq!(
+            *hook.sink.calls.lock().unwrap(),
+            vec![("exec-1".to_owned(), Verdict::Failed)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_stage_reports_failed() {
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite("targets: { t: { url: http://127.0.0.1:9 } }"),
+            FakeSink::default(),
+        );
+        let out = hook.handle(event(), 0).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert!(
+            out["report"]["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("no stage AfterAllowTraffic")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_deadline_falls_back_with_a_warning() {
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite(
+                "targets: { t: { url: http://127.0.0.1:9 } }\nstages: { AfterAllowTraffic: { checks: [] } }",
+            ),
+            FakeSink::default(),
+        );
+        // What cargo lambda watch sends: 600000 ms after 1970.
+        let out = hook.handle(event(), 600_000).await.unwrap();
+        assert_eq!(out["status"], "Succeeded");
+        let warnings = out["report"]["warnings"].to_string();
+        assert!(
+            warnings.contains("already past") && warnings.contains("defaults.budget"),
+            "{warnings}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_report_fails_the_invocation() {
+        let sink = FakeSink {
+            fail: true,
+            ..FakeSink::default()
+        };
+        let hook = Hook::new(Stage::AfterAllowTraffic, suite("targets: {"), sink);
+        let err = hook.handle(event(), 0).await.unwrap_err();
+        assert!(matches!(err, HookError::Report(_)));
+        let diagnostic: Diagnostic = err.into();
+        assert_eq!(diagnostic.error_type, "greenlight.ReportFailed");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_evaluation_is_a_failed_report() {
+        let budget = Budget::fixed(Duration::from_secs(5));
+        let report = evaluate(Stage::AfterAllowTestTraffic, "gl-1", budget, async {
+            panic!("boom")
+        })
+        .await;
+        assert_eq!(report.verdict, Verdict::Failed);
+        assert!(report.errors[0].contains("panicked"), "{:?}", report.errors);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evaluation_that_overruns_is_a_failed_report() {
+        let budget = Budget::fixed(Duration::from_secs(5));
+        let report = evaluate(
+            Stage::AfterAllowTestTraffic,
+            "gl-1",
+            budget,
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(report.verdict, Verdict::Failed);
+        assert!(report.errors[0].contains("budget"), "{:?}", report.errors);
+    }
+}

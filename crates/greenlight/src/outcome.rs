@@ -1,0 +1,200 @@
+//! What a check came to. A failed check is data (what was expected, what came), never an `Err`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::redact::Redactor;
+
+/// One expectation that did not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mismatch {
+    /// What was checked: `status`, `header content-type`, `json /status`, `latency`, `body`.
+    pub what: String,
+    /// What the config asked for.
+    pub expected: String,
+    /// What came back.
+    pub actual: String,
+}
+
+impl Mismatch {
+    /// A mismatch.
+    pub fn new(
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Self {
+        Mismatch {
+            what: what.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        }
+    }
+}
+
+/// The result of running a check once (or, after retries, the last attempt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Every expectation held.
+    Passed,
+    /// The check ran and at least one expectation did not hold.
+    Failed {
+        /// Each expectation that failed.
+        failures: Vec<Mismatch>,
+    },
+    /// The check could not run: connection refused, DNS, TLS, a panic, no time left.
+    Error {
+        /// Why.
+        error: String,
+    },
+}
+
+impl Outcome {
+    /// A single failed expectation.
+    pub fn mismatch(
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Self {
+        Outcome::Failed {
+            failures: vec![Mismatch::new(what, expected, actual)],
+        }
+    }
+
+    /// A check that could not run.
+    pub fn error(error: impl Into<String>) -> Self {
+        Outcome::Error {
+            error: error.into(),
+        }
+    }
+
+    /// `passed`, `failed` or `error`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Error { .. } => "error",
+        }
+    }
+
+    /// Whether it passed.
+    pub fn is_passed(&self) -> bool {
+        matches!(self, Outcome::Passed)
+    }
+
+    /// One line for a person: `status: expected 200, got 500; …`.
+    pub fn message(&self) -> String {
+        match self {
+            Outcome::Passed => "ok".to_owned(),
+            Outcome::Failed { failures } => failures
+                .iter()
+                .map(|m| format!("{}: expected {}, got {}", m.what, m.expected, m.actual))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Outcome::Error { error } => error.clone(),
+        }
+    }
+
+    /// The same outcome with every text scrubbed.
+    pub fn redacted(self, redactor: &Redactor) -> Self {
+        match self {
+            Outcome::Passed => Outcome::Passed,
+            Outcome::Failed { failures } => Outcome::Failed {
+                failures: failures
+                    .into_iter()
+                    .map(|m| Mismatch {
+                        what: redactor.scrub(&m.what),
+                        expected: redactor.scrub(&m.expected),
+                        actual: redactor.scrub(&m.actual),
+                    })
+                    .collect(),
+            },
+            Outcome::Error { error } => Outcome::Error {
+                error: redactor.scrub(&error),
+            },
+        }
+    }
+}
+
+/// A finished check: its name and kind, how it ended, how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// The check's name from config.
+    pub name: String,
+    /// `http`, …
+    pub kind: &'static str,
+    /// Whether a failure fails the stage.
+    pub required: bool,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Wall time including retries.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: Duration,
+    /// How many attempts were made (1 when it passed first time).
+    pub attempts: u32,
+    /// The outcome in one line.
+    pub message: String,
+}
+
+impl CheckResult {
+    /// Assemble a result; the message is derived from the outcome.
+    pub fn new(
+        name: impl Into<String>,
+        kind: &'static str,
+        required: bool,
+        outcome: Outcome,
+        duration: Duration,
+        attempts: u32,
+    ) -> Self {
+        let message = outcome.message();
+        CheckResult {
+            name: name.into(),
+            kind,
+            required,
+            outcome,
+            duration,
+            attempts,
+            message,
+        }
+    }
+}
+
+/// Serialize a duration as whole milliseconds.
+pub(crate) fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_with_the_documented_fields() {
+        let result = CheckResult::new(
+            "health",
+            "http",
+            true,
+            Outcome::mismatch("status", "200", "500"),
+            Duration::from_millis(12),
+            3,
+        );
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(json["name"], "health");
+        assert_eq!(json["kind"], "http");
+        assert_eq!(json["outcome"], "failed");
+        assert_eq!(json["duration_ms"], 12);
+        assert_eq!(json["message"], "status: expected 200, got 500");
+        assert_eq!(json["failures"][0]["actual"], "500");
+    }
+
+    #[test]
+    fn redaction_reaches_every_text() {
+        let r = Redactor::new(["topsecret".to_owned()]);
+        let out = Outcome::mismatch("body", "topsecret", "has topsecret").redacted(&r);
+        assert!(!format!("{out:?}").contains("topsecret"));
+        let out = Outcome::error("topsecret leaked").redacted(&r);
+        assert!(!out.message().contains("topsecret"));
+    }
+}

@@ -1,0 +1,186 @@
+//! From config to a plan: each check of a stage resolved against defaults and targets.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use url::Url;
+
+use crate::check::http::HttpCheck;
+use crate::check::{CheckKind, PlannedCheck};
+use crate::client::Targets;
+use crate::config::{CheckSpec, Config, HttpSpec};
+use crate::error::ConfigError;
+use crate::stage::Stage;
+
+/// What a stage will run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The stage.
+    pub stage: Stage,
+    /// Its checks, in config order.
+    pub checks: Vec<PlannedCheck>,
+    /// How many run at once.
+    pub concurrency: usize,
+}
+
+impl Plan {
+    /// Resolve a stage's checks. Fails only on what validation could not see.
+    pub fn build(config: &Config, targets: &Targets, stage: Stage) -> Result<Plan, ConfigError> {
+        let stage_config = config.stage(stage)?;
+        let checks = stage_config
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| {
+                plan_check(
+                    config,
+                    targets,
+                    spec,
+                    &format!("stages.{stage}.checks[{index}]"),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Plan {
+            stage,
+            checks,
+            concurrency: config.defaults.concurrency,
+        })
+    }
+}
+
+fn plan_check(
+    config: &Config,
+    targets: &Targets,
+    spec: &CheckSpec,
+    path: &str,
+) -> Result<PlannedCheck, ConfigError> {
+    let kind = match &spec.http {
+        Some(http) => CheckKind::Http(plan_http(config, targets, http, &format!("{path}.http"))?),
+        None => {
+            return Err(ConfigError::invalid(
+                path,
+                &spec.name,
+                "the check has no kind",
+                "add `http: { ... }`",
+            ));
+        }
+    };
+    Ok(PlannedCheck {
+        name: spec.name.clone(),
+        required: spec.required,
+        retries: spec.retries.unwrap_or(config.defaults.retries),
+        retry_delay: spec.retry_delay.unwrap_or(config.defaults.retry_delay).0,
+        kind,
+    })
+}
+
+fn plan_http(
+    config: &Config,
+    targets: &Targets,
+    http: &HttpSpec,
+    path: &str,
+) -> Result<HttpCheck, ConfigError> {
+    let target = targets.get(&http.target).ok_or_else(|| {
+        ConfigError::invalid(
+            format!("{path}.target"),
+            &http.target,
+            "no such target",
+            "use a name under `targets:`",
+        )
+    })?;
+    let url = join(&target.base, &http.path).map_err(|err| {
+        ConfigError::invalid(
+            format!("{path}.path"),
+            &http.path,
+            format!("does not make a URL with {}: {err}", target.base),
+            "write a path such as /health or /v1/payments?limit=1",
+        )
+    })?;
+    let method = Method::from_bytes(http.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+        ConfigError::invalid(
+            format!("{path}.method"),
+            &http.method,
+            "not an HTTP method",
+            "use GET, POST, …",
+        )
+    })?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in &http.headers {
+        let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ConfigError::invalid(
+                format!("{path}.headers"),
+                name,
+                "not a header name",
+                "use letters, digits and dashes",
+            )
+        })?;
+        let mut header_value = HeaderValue::from_str(value).map_err(|_| {
+            ConfigError::invalid(
+                format!("{path}.headers.{name}"),
+                "(value not shown)",
+                "not a valid header value",
+                "remove control characters",
+            )
+        })?;
+        // Keeps the value out of any debug output of the request (hyper honours this too).
+        header_value.set_sensitive(crate::redact::is_sensitive_header(name));
+        headers.append(header_name, header_value);
+    }
+    Ok(HttpCheck {
+        target: http.target.clone(),
+        method,
+        url,
+        headers,
+        body: http.body.clone().map(Bytes::from),
+        timeout: http.timeout.map_or(target.timeout, |t| t.0),
+        expect: http.expect.clone(),
+        max_body_bytes: config.defaults.max_body_bytes,
+    })
+}
+
+/// `https://host:8443/base` + `/health?x=1` → `https://host:8443/base/health?x=1`.
+fn join(base: &Url, path: &str) -> Result<Url, url::ParseError> {
+    let mut text = base.as_str().trim_end_matches('/').to_owned();
+    text.push_str(path);
+    Url::parse(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_defaults_targets_and_paths() {
+        let config = Config::parse(
+            r#"
+targets:
+  test: { url: "https://10.0.0.1:8443/api/", host: payments.example.com }
+defaults: { timeout: 3s, retries: 1, retry_delay: 250ms }
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: health
+        http: { target: test, path: "/health?deep=1", headers: { Authorization: "Bearer sk_test_x" } }
+      - name: slow
+        required: false
+        retries: 0
+        http: { target: test, method: post, timeout: 9s, body: "{}" }
+"#,
+        )
+        .unwrap();
+        let targets = Targets::build(&config).unwrap();
+        let plan = Plan::build(&config, &targets, Stage::AfterAllowTestTraffic).unwrap();
+        let CheckKind::Http(health) = &plan.checks[0].kind;
+        assert_eq!(
+            health.url.as_str(),
+            "https://payments.example.com:8443/api/health?deep=1"
+        );
+        assert_eq!(health.timeout, std::time::Duration::from_secs(3));
+        assert!(health.headers["authorization"].is_sensitive());
+        assert_eq!(plan.checks[0].retries, 1);
+        let CheckKind::Http(slow) = &plan.checks[1].kind;
+        assert_eq!(slow.method, Method::POST);
+        assert_eq!(slow.timeout, std::time::Duration::from_secs(9));
+        assert!(!plan.checks[1].required);
+        assert_eq!(plan.checks[1].retries, 0);
+    }
+}

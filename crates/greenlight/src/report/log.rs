@@ -1,0 +1,82 @@
+//! Log lines an on-call engineer reads in CloudWatch: one per check, one summary.
+//!
+//! Fields, not formatted strings, so a Logs Insights query can filter on `outcome` or `check`.
+//! Everything logged here has already been through the redactor.
+
+use crate::report::StageReport;
+
+/// Emit one line per check and a summary line.
+pub fn emit(report: &StageReport) {
+    for check in &report.checks {
+        let duration_ms = u64::try_from(check.duration.as_millis()).unwrap_or(u64::MAX);
+        match &check.outcome {
+            crate::outcome::Outcome::Passed => tracing::info!(
+                stage = %report.stage,
+                run_id = %report.run_id,
+                check = %check.name,
+                kind = check.kind,
+                outcome = "passed",
+                duration_ms,
+                attempts = check.attempts,
+                "check passed"
+            ),
+            crate::outcome::Outcome::Failed { failures } => {
+                let first = failures.first();
+                tracing::warn!(
+                    stage = %report.stage,
+                    run_id = %report.run_id,
+                    check = %check.name,
+                    kind = check.kind,
+                    required = check.required,
+                    outcome = "failed",
+                    what = first.map(|m| m.what.as_str()),
+                    expected = first.map(|m| m.expected.as_str()),
+                    actual = first.map(|m| m.actual.as_str()),
+                    message = %check.message,
+                    duration_ms,
+                    attempts = check.attempts,
+                    "check failed"
+                )
+            }
+            crate::outcome::Outcome::Error { error } => tracing::warn!(
+                stage = %report.stage,
+                run_id = %report.run_id,
+                check = %check.name,
+                kind = check.kind,
+                required = check.required,
+                outcome = "error",
+                error = %error,
+                duration_ms,
+                attempts = check.attempts,
+                "check could not run"
+            ),
+        }
+    }
+    for warning in &report.warnings {
+        tracing::warn!(stage = %report.stage, warning = %warning, "stage warning");
+    }
+    let (passed, failed, errored) = report.counts();
+    let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
+    let summary = report.summary();
+    match report.verdict {
+        crate::verdict::Verdict::Passed => tracing::info!(
+            stage = %report.stage,
+            run_id = %report.run_id,
+            deployment_id = report.deployment_id.as_deref(),
+            verdict = "passed",
+            passed, failed, errored, duration_ms,
+            summary = %summary,
+            "stage verdict"
+        ),
+        crate::verdict::Verdict::Failed => tracing::error!(
+            stage = %report.stage,
+            run_id = %report.run_id,
+            deployment_id = report.deployment_id.as_deref(),
+            verdict = "failed",
+            passed, failed, errored, duration_ms,
+            errors = ?report.errors,
+            summary = %summary,
+            "stage verdict"
+        ),
+    }
+}

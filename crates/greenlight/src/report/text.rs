@@ -1,0 +1,61 @@
+//! The human-readable report the CLI prints.
+
+use std::fmt::Write;
+
+use crate::outcome::Outcome;
+use crate::report::StageReport;
+
+/// Render a report as text, one line per check and its failures indented below it.
+pub fn render(report: &StageReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "stage {} (run {})", report.stage, report.run_id);
+    for error in &report.errors {
+        let _ = writeln!(out, "  ERROR  {error}");
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "  WARN   {warning}");
+    }
+    for check in &report.checks {
+        let label = match (&check.outcome, check.required) {
+            (Outcome::Passed, _) => "PASS ",
+            (Outcome::Failed { .. }, true) => "FAIL ",
+            (Outcome::Error { .. }, true) => "ERROR",
+            (_, false) => "WARN ",
+        };
+        let retries = if check.attempts > 1 {
+            format!(", {} attempts", check.attempts)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {label}  {} [{}] {} ms{retries}",
+            check.name,
+            check.kind,
+            check.duration.as_millis()
+        );
+        match &check.outcome {
+            Outcome::Passed => {}
+            Outcome::Failed { failures } => {
+                for m in failures {
+                    let _ = writeln!(
+                        out,
+                        "           {}: expected {}, got {}",
+                        m.what, m.expected, m.actual
+                    );
+                }
+            }
+            Outcome::Error { error } => {
+                let _ = writeln!(out, "           {error}");
+            }
+        }
+    }
+    let (passed, failed, errored) = report.counts();
+    let _ = writeln!(
+        out,
+        "{}: {passed} passed, {failed} failed, {errored} errors in {} ms",
+        report.verdict.as_str().to_uppercase(),
+        report.duration.as_millis()
+    );
+    out
+}
