@@ -94,6 +94,24 @@ impl<S: StatusSink> Hook<S> {
             self.defaults.report_reserve.0,
             self.defaults.budget.0,
         );
+        // Said before the checks start, so the log reads in the order things happened.
+        let fallback_warning = match budget.source {
+            BudgetSource::Fallback { reason } => {
+                let warning = format!(
+                    "{reason}; using defaults.budget of {} for the checks",
+                    humantime::format_duration(budget.checks)
+                );
+                tracing::warn!(
+                    stage = %self.stage,
+                    deadline_ms,
+                    budget_ms = u64::try_from(budget.checks.as_millis()).unwrap_or(u64::MAX),
+                    warning = %warning,
+                    "deadline not usable"
+                );
+                Some(warning)
+            }
+            BudgetSource::Deadline { .. } => None,
+        };
         let evaluation = match &self.suite {
             Ok(suite) => {
                 let suite = Arc::clone(suite);
@@ -109,13 +127,8 @@ impl<S: StatusSink> Hook<S> {
             }
             (None, Ok(_)) => unreachable_report(self.stage, run_id),
         };
-        if let BudgetSource::Fallback { reason } = budget.source {
-            let warning = format!(
-                "{reason}; using defaults.budget of {} for the checks",
-                humantime::format_duration(budget.checks)
-            );
-            tracing::warn!(stage = %self.stage, deadline_ms, budget_ms = u64::try_from(budget.checks.as_millis()).unwrap_or(u64::MAX), warning = %warning, "deadline not usable");
-            report.warnings.push(warning);
+        if let Some(warning) = &fallback_warning {
+            report.warnings.push(warning.clone());
         }
         let report = report.for_deployment(event.deployment_id.clone());
         crate::report::log::emit(&report);

@@ -61,7 +61,10 @@ mod tests {
         let fail = result(true, Outcome::mismatch("status", "200", "500"));
         let error = result(true, Outcome::error("connection refused"));
         let optional = result(false, Outcome::error("connection refused"));
-        assert_eq!(Verdict::decide(&[pass.clone()], &[]), Verdict::Passed);
+        assert_eq!(
+            Verdict::decide(std::slice::from_ref(&pass), &[]),
+            Verdict::Passed
+        );
         assert_eq!(
             Verdict::decide(&[pass.clone(), optional], &[]),
             Verdict::Passed

@@ -62,24 +62,34 @@ impl CodeDeploySink {
     /// Build a client from the environment (credentials, region, and `AWS_ENDPOINT_URL_CODEDEPLOY`
     /// if set), with retries and a total time that fit in `reserve`.
     pub async fn from_env(reserve: Duration) -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(REPORT_ATTEMPTS)
-                    .with_initial_backoff(Duration::from_millis(200))
-                    .with_max_backoff(Duration::from_secs(2)),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(2))
-                    .operation_attempt_timeout(Duration::from_secs(4))
-                    .operation_timeout(reserve)
-                    .build(),
-            )
+        let config = with_report_policy(aws_config::defaults(BehaviorVersion::latest()), reserve)
             .load()
             .await;
         CodeDeploySink::new(aws_sdk_codedeploy::Client::new(&config))
     }
+}
+
+/// Apply the status call's retry and timeout policy to an SDK config loader: throttling and 5xx
+/// are retried by the SDK's standard strategy with backoff, and the whole call, retries
+/// included, ends within `reserve`.
+pub fn with_report_policy(
+    loader: aws_config::ConfigLoader,
+    reserve: Duration,
+) -> aws_config::ConfigLoader {
+    loader
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(REPORT_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(2)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(4))
+                .operation_timeout(reserve)
+                .build(),
+        )
 }
 
 impl StatusSink for CodeDeploySink {

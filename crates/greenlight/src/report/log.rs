@@ -74,7 +74,7 @@ pub fn emit(report: &StageReport) {
             deployment_id = report.deployment_id.as_deref(),
             verdict = "failed",
             passed, failed, errored, duration_ms,
-            errors = ?report.errors,
+            errors = %report.errors.join("; "),
             summary = %summary,
             "stage verdict"
         ),

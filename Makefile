@@ -1,0 +1,47 @@
+# The commands a person and CI both use. Each installs what it needs.
+#
+#   make test     fmt check, clippy (warnings denied), build, every test
+#   make invoke   run one hook under cargo lambda watch and invoke it with a sample event
+#   make tools    install cargo-lambda into the project venv (.venv, git-ignored)
+
+SHELL := /bin/bash
+VENV := .venv
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+CARGO_LAMBDA_VERSION := 1.9.2
+HOOK ?= after-allow-test-traffic
+CONFIG ?= examples/local.yaml
+TARGET_MODE ?= healthy
+
+# Never let the AWS SDK wait on the EC2 metadata service on a laptop or CI machine.
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: test tools build fmt-check lint unit invoke clean
+
+test: tools fmt-check lint build
+	cargo nextest run --workspace --locked --no-fail-fast
+
+tools: $(CARGO_LAMBDA)
+
+$(CARGO_LAMBDA):
+	@command -v python3 >/dev/null || { echo "python3 is required (3.9 or newer) to install cargo-lambda"; exit 2; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda==$(CARGO_LAMBDA_VERSION)'
+	@$(CARGO_LAMBDA) lambda --version
+
+fmt-check:
+	cargo fmt --all -- --check
+
+lint:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# One build with every target, so tests, scripts and the hook binaries share one set of
+# artifacts (a narrower build would resolve other features and compile the AWS SDK again).
+build:
+	cargo build --workspace --all-targets --locked
+
+invoke: tools build
+	scripts/invoke.sh $(HOOK) $(CONFIG) $(TARGET_MODE)
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Run one hook binary under `cargo lambda watch` (runtime emulator) and send it a sample event
+# with `cargo lambda invoke`, with a local CodeDeploy that prints the status report it receives.
+#
+#   scripts/invoke.sh [HOOK] [CONFIG] [TARGET_MODE]
+#   HOOK         after-allow-test-traffic (default) | before-allow-traffic | after-allow-traffic
+#   CONFIG       config file (default examples/local.yaml)
+#   TARGET_MODE  healthy (default) | broken | slow   (how the local target answers)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+hook=${1:-after-allow-test-traffic}
+config=${2:-examples/local.yaml}
+mode=${3:-healthy}
+watch_port=${WATCH_PORT:-9000}
+codedeploy_port=${CODEDEPLOY_PORT:-9901}
+target_port=${TARGET_PORT:-9902}
+bin=target/debug
+cargo_lambda=.venv/bin/cargo-lambda
+
+case "$hook" in
+  after-allow-test-traffic|before-allow-traffic|after-allow-traffic) ;;
+  *) echo "unknown hook '$hook': use after-allow-test-traffic, before-allow-traffic or after-allow-traffic" >&2; exit 2 ;;
+esac
+[ -f "$config" ] || { echo "config file '$config' not found" >&2; exit 2; }
+for tool in "$cargo_lambda" "$bin/$hook" "$bin/fake-codedeploy" "$bin/fake-target"; do
+  [ -x "$tool" ] || { echo "$tool is missing: run 'make invoke' (it builds and installs what it needs)" >&2; exit 2; }
+done
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_port() { # port name: wait up to 30 s for 127.0.0.1:port to accept
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$2 did not start listening on 127.0.0.1:$1 (is the port taken? set ${3:-})" >&2; exit 1
+}
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "127.0.0.1:$1 is already in use; set $2 to a free port" >&2; exit 1
+  fi
+}
+port_free "$watch_port" WATCH_PORT; port_free "$codedeploy_port" CODEDEPLOY_PORT; port_free "$target_port" TARGET_PORT
+
+"$bin/fake-codedeploy" --port "$codedeploy_port" & pids+=($!)
+"$bin/fake-target" --port "$target_port" --mode "$mode" & pids+=($!)
+"$cargo_lambda" lambda watch --only-lambda-apis --invoke-address 127.0.0.1 --invoke-port "$watch_port" >/dev/null 2>&1 & pids+=($!)
+wait_port "$codedeploy_port" fake-codedeploy CODEDEPLOY_PORT
+wait_port "$target_port" fake-target TARGET_PORT
+wait_port "$watch_port" "cargo lambda watch" WATCH_PORT
+
+echo "[hook] $hook with GREENLIGHT_CONFIG=file:$config (logs below are the function's JSON lines)"
+env -i PATH="$PATH" \
+  AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$watch_port/.rt/$hook" \
+  AWS_LAMBDA_FUNCTION_NAME="$hook" AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
+  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true \
+  AWS_ENDPOINT_URL_CODEDEPLOY="http://127.0.0.1:$codedeploy_port" \
+  GREENLIGHT_CONFIG="file:$config" \
+  "$bin/$hook" & pids+=($!)
+
+echo "[invoke] cargo lambda invoke $hook --data-file events/$hook.json"
+status=0
+"$cargo_lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
+  --data-file "events/$hook.json" --output-format json "$hook" > "target/invoke-$hook.json" || status=$?
+if [ "$status" -eq 0 ]; then
+  python3 - "target/invoke-$hook.json" <<'PY'
+import json, sys
+result = json.load(open(sys.argv[1]))
+print(f"[result] CodeDeploy status: {result['status']} ({result['delivery']})")
+for check in result["report"]["checks"]:
+    print(f"[result]   {check['name']}: {check['outcome']} - {check['message']}")
+PY
+else
+  echo "[result] the invocation failed (see above)"
+fi
+exit "$status"

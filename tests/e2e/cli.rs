@@ -1,0 +1,174 @@
+//! The `greenlight` CLI against real local targets: reports, formats and exit codes.
+
+// Test helpers panic on purpose: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Output;
+
+use greenlight_e2e::lambda::binary;
+use greenlight_e2e::targets::{Behaviour, Target};
+use serde_json::Value;
+
+async fn greenlight(args: &[&str], env: &[(&str, &str)]) -> Output {
+    tokio::process::Command::new(binary("greenlight"))
+        .args(args)
+        .env_remove("GREENLIGHT_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn config_file(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+fn suite(url: &str) -> String {
+    format!(
+        r#"
+targets: {{ test: {{ url: "{url}" }} }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - {{ name: health, http: {{ target: test, path: /health, expect: {{ json: {{ /status: ok }} }} }} }}
+  AfterAllowTraffic:
+    checks:
+      - {{ name: version, http: {{ target: test, path: /health, expect: {{ json: {{ /version: v3 }} }} }} }}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_passing_stage_exits_0_with_a_json_report() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let file = config_file(&suite(&target.url()));
+    let path = file.path().to_str().unwrap();
+    let out = greenlight(
+        &[
+            "check",
+            "--config",
+            path,
+            "--stage",
+            "AfterAllowTestTraffic",
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stage"], "AfterAllowTestTraffic");
+    assert_eq!(report["verdict"], "passed");
+    let check = &report["checks"][0];
+    assert_eq!(check["name"], "health");
+    assert_eq!(check["kind"], "http");
+    assert_eq!(check["outcome"], "passed");
+    assert!(check["duration_ms"].is_u64());
+    assert_eq!(check["message"], "ok");
+}
+
+#[tokio::test]
+async fn a_failing_stage_exits_1_and_says_why() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let file = config_file(&suite(&target.url()));
+    let path = file.path().to_str().unwrap();
+    let out = greenlight(&["check", "-c", path, "-s", "after-allow-traffic"], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAIL   version"), "{text}");
+    assert!(
+        text.contains(r#"json /version: expected "v3", got "v2""#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn config_from_the_environment_works_like_the_hook() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let config = suite(&target.url());
+    let out = greenlight(
+        &["check", "--stage", "POST_TEST_TRAFFIC_SHIFT"],
+        &[("GREENLIGHT_CONFIG", &config)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[tokio::test]
+async fn what_cannot_run_exits_2_with_a_fix() {
+    let bad = config_file(
+        "targets: { test: { url: http://127.0.0.1:9 } }\ndefaults: { retries: many }\n",
+    );
+    let good = config_file("targets: { test: { url: http://127.0.0.1:9 } }\n");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "check",
+                "-c",
+                bad.path().to_str().unwrap(),
+                "-s",
+                "AfterAllowTraffic",
+            ],
+            "defaults.retries",
+        ),
+        (
+            vec![
+                "check",
+                "-c",
+                good.path().to_str().unwrap(),
+                "-s",
+                "AfterAllowTraffic",
+            ],
+            "no stage AfterAllowTraffic",
+        ),
+        (
+            vec![
+                "check",
+                "-c",
+                good.path().to_str().unwrap(),
+                "-s",
+                "Install",
+            ],
+            "unknown stage",
+        ),
+        (
+            vec![
+                "check",
+                "-c",
+                "/nonexistent.yaml",
+                "-s",
+                "AfterAllowTraffic",
+            ],
+            "/nonexistent.yaml",
+        ),
+        (
+            vec!["check", "-s", "AfterAllowTraffic"],
+            "GREENLIGHT_CONFIG",
+        ),
+        (
+            vec!["validate", "-c", bad.path().to_str().unwrap()],
+            "defaults.retries",
+        ),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, wanted) in cases {
+        let out = greenlight(&args, &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn validate_accepts_a_good_config_without_sending_anything() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let file = config_file(&suite(&target.url()));
+    let out = greenlight(&["validate", "-c", file.path().to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
+    assert!(target.seen().is_empty());
+}

@@ -1,0 +1,560 @@
+//! The real hook binaries, run by `cargo lambda watch`'s runtime emulator and invoked with
+//! `cargo lambda invoke`, reporting through the real AWS SDK to a local CodeDeploy, checking
+//! real HTTP targets on 127.0.0.1.
+
+// Test helpers panic on purpose: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use greenlight::report::codedeploy::REPORT_ATTEMPTS;
+use greenlight_e2e::codedeploy::{FakeCodeDeploy, Fault};
+use greenlight_e2e::lambda::{Emulator, Function};
+use greenlight_e2e::targets::{Behaviour, Endless, Hang, Target, TlsTarget};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Rig {
+    emulator: Emulator,
+    codedeploy: FakeCodeDeploy,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        Rig {
+            emulator: Emulator::start().await,
+            codedeploy: FakeCodeDeploy::start().await,
+        }
+    }
+
+    /// Start a hook binary; `config` goes into GREENLIGHT_CONFIG unless `None`.
+    fn hook(&self, binary: &str, config: Option<&str>) -> Function {
+        let endpoint = self.codedeploy.url();
+        let mut env = vec![("AWS_ENDPOINT_URL_CODEDEPLOY", endpoint.as_str())];
+        if let Some(config) = config {
+            env.push(("GREENLIGHT_CONFIG", config));
+        }
+        self.emulator.function(binary, &env)
+    }
+}
+
+fn checks(result: &Value) -> Vec<(String, String, String)> {
+    result["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["outcome"].as_str().unwrap().to_owned(),
+                c["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_healthy_green_reports_succeeded_exactly_once() {
+    let rig = Rig::start().await;
+    let green = Target::start(Behaviour::Healthy).await;
+    let config = format!(
+        r#"
+targets:
+  test: {{ url: "{}" }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: health
+        http:
+          target: test
+          path: /health
+          headers: {{ X-Probe: greenlight }}
+          expect:
+            status: 200
+            headers: {{ content-type: application/json }}
+            body_contains: ok
+            json: {{ /status: ok }}
+            max_latency: 10s
+"#,
+        green.url()
+    );
+    let hook = rig.hook("after-allow-test-traffic", Some(&config));
+    let invocation = hook.invoke_file("after-allow-test-traffic.json").await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    let result = invocation.json();
+    assert_eq!(result["status"], "Succeeded");
+    assert_eq!(result["report"]["verdict"], "passed");
+
+    let calls = rig.codedeploy.wait_for_calls(1, WAIT).await;
+    assert_eq!(calls.len(), 1, "exactly one report");
+    assert_eq!(calls[0].reported_status(), Some("Succeeded"));
+    assert_eq!(calls[0].body["deploymentId"], "d-GREENLIGHT1");
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            greenlight_e2e::lambda::workspace_root().join("events/after-allow-test-traffic.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        calls[0].body["lifecycleEventHookExecutionId"],
+        sample["LifecycleEventHookExecutionId"]
+    );
+
+    let seen = green.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/health");
+    assert_eq!(seen[0].headers["x-probe"], "greenlight");
+
+    // cargo lambda watch sends a deadline in 1970: the hook falls back and says so.
+    let logs = hook.logs();
+    assert!(logs.contains("deadline not usable"), "{logs}");
+    assert!(
+        result["report"]["warnings"]
+            .to_string()
+            .contains("already past")
+    );
+    // One JSON line per check and a summary line.
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "check passed" && l["check"] == "health")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "stage verdict" && l["verdict"] == "passed")
+    );
+}
+
+#[tokio::test]
+async fn each_binary_runs_its_own_stage() {
+    let rig = Rig::start().await;
+    let target = Target::start(Behaviour::Healthy).await;
+    let config = format!(
+        r#"
+targets: {{ test: {{ url: "{0}" }}, prod: {{ url: "{0}" }} }}
+stages:
+  AfterAllowTestTraffic: {{ checks: [ {{ name: a, http: {{ target: test, path: /after-allow-test-traffic }} }} ] }}
+  BeforeAllowTraffic: {{ checks: [ {{ name: b, http: {{ target: test, path: /before-allow-traffic }} }} ] }}
+  AfterAllowTraffic: {{ checks: [ {{ name: c, http: {{ target: prod, path: /after-allow-traffic }} }} ] }}
+"#,
+        target.url()
+    );
+    for (binary, stage) in [
+        ("after-allow-test-traffic", "AfterAllowTestTraffic"),
+        ("before-allow-traffic", "BeforeAllowTraffic"),
+        ("after-allow-traffic", "AfterAllowTraffic"),
+    ] {
+        let hook = rig.hook(binary, Some(&config));
+        let invocation = hook.invoke_file(&format!("{binary}.json")).await;
+        assert!(invocation.ok, "{binary}: {invocation:?}\n{}", hook.logs());
+        let result = invocation.json();
+        assert_eq!(result["report"]["stage"], stage);
+        assert_eq!(result["status"], "Succeeded");
+        let last = target.seen().last().unwrap().path.clone();
+        assert_eq!(last, format!("/{binary}"));
+    }
+    let calls = rig.codedeploy.wait_for_calls(3, WAIT).await;
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.accepted() && c.reported_status() == Some("Succeeded"))
+    );
+}
+
+#[tokio::test]
+async fn misbehaving_targets_fail_the_stage() {
+    let rig = Rig::start().await;
+    let broken = Target::start(Behaviour::Status(500)).await;
+    let slow = Target::start(Behaviour::Slow(Duration::from_secs(20))).await;
+    let hang = Hang::start().await;
+    let endless = Endless::start().await;
+    let config = format!(
+        r#"
+targets:
+  broken: {{ url: "{}" }}
+  slow: {{ url: "{}", timeout: 1s }}
+  hang: {{ url: "{}", timeout: 1s }}
+  endless: {{ url: "{}" }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - {{ name: answers 500, http: {{ target: broken, path: /health, expect: {{ status: 200 }} }} }}
+      - {{ name: slower than the timeout, http: {{ target: slow, path: /health }} }}
+      - {{ name: hangs, http: {{ target: hang, path: /health }} }}
+      - {{ name: 500 MB body, http: {{ target: endless, path: /health }} }}
+"#,
+        broken.url(),
+        slow.url(),
+        hang.url(),
+        endless.url()
+    );
+    let hook = rig.hook("after-allow-test-traffic", Some(&config));
+    let invocation = hook.invoke_file("after-allow-test-traffic.json").await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    let result = invocation.json();
+    assert_eq!(result["status"], "Failed");
+    let checks = checks(&result);
+    let find = |name: &str| checks.iter().find(|c| c.0 == name).unwrap().clone();
+    let (_, outcome, message) = find("answers 500");
+    assert_eq!(outcome, "failed");
+    assert!(
+        message.contains("status: expected 200, got 500"),
+        "{message}"
+    );
+    for name in ["slower than the timeout", "hangs"] {
+        let (_, outcome, message) = find(name);
+        assert_eq!(outcome, "failed", "{name}: {message}");
+        assert!(message.contains("none after 1s"), "{name}: {message}");
+    }
+    let (_, outcome, message) = find("500 MB body");
+    assert_eq!(outcome, "failed");
+    assert!(message.contains("body size"), "{message}");
+    assert!(
+        hang.accepted() >= 1,
+        "the hanging target was really reached"
+    );
+    // The body read stopped at the limit: only socket buffers' worth beyond 1 MiB was sent.
+    assert!(
+        endless.sent() < 64 * 1024 * 1024,
+        "the hook kept reading: {} bytes",
+        endless.sent()
+    );
+
+    let calls = rig.codedeploy.wait_for_calls(1, WAIT).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].reported_status(), Some("Failed"));
+    // The on-call engineer sees why in the logs.
+    let logs = hook.logs();
+    assert!(
+        logs.contains(r#""outcome":"failed""#) && logs.contains("answers 500"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn missing_or_invalid_config_reports_failed() {
+    let rig = Rig::start().await;
+    let cases = [
+        (None, "GREENLIGHT_CONFIG is not set"),
+        (
+            Some("targets: { test: { url: http://127.0.0.1:9 } }\ndefaults: { timeout: soon }"),
+            "defaults.timeout",
+        ),
+        (
+            Some("file:/nonexistent/greenlight.yaml"),
+            "/nonexistent/greenlight.yaml",
+        ),
+        (
+            Some("targets: { test: { url: http://127.0.0.1:9 } }"),
+            "no stage BeforeAllowTraffic",
+        ),
+    ];
+    for (index, (config, wanted)) in cases.iter().enumerate() {
+        let hook = rig.hook("before-allow-traffic", *config);
+        let id = format!("config-case-{index}");
+        let invocation = hook
+            .invoke(&format!(
+                r#"{{"DeploymentId":"d-1","LifecycleEventHookExecutionId":"{id}"}}"#
+            ))
+            .await;
+        assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+        let result = invocation.json();
+        assert_eq!(result["status"], "Failed", "{config:?}");
+        let errors = result["report"]["errors"].to_string();
+        assert!(errors.contains(wanted), "{config:?}: {errors}");
+        assert!(
+            hook.logs().contains(wanted),
+            "the log says why: {}",
+            hook.logs()
+        );
+    }
+    let calls = rig.codedeploy.wait_for_calls(cases.len(), WAIT).await;
+    assert_eq!(calls.len(), cases.len());
+    assert!(calls.iter().all(|c| c.reported_status() == Some("Failed")));
+}
+
+fn healthy_config(url: &str) -> String {
+    format!(
+        "targets: {{ test: {{ url: \"{url}\" }} }}\nstages: {{ AfterAllowTraffic: {{ checks: [ {{ name: health, http: {{ target: test, path: /health }} }} ] }} }}"
+    )
+}
+
+#[tokio::test]
+async fn codedeploy_throttling_and_5xx_are_retried() {
+    let rig = Rig::start().await;
+    let target = Target::start(Behaviour::Healthy).await;
+    rig.codedeploy.script([Fault::Throttle, Fault::ServerError]);
+    let hook = rig.hook("after-allow-traffic", Some(&healthy_config(&target.url())));
+    let invocation = hook.invoke_file("after-allow-traffic.json").await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    assert_eq!(invocation.json()["delivery"], "accepted");
+    let calls = rig.codedeploy.calls();
+    let answers: Vec<u16> = calls.iter().map(|c| c.status).collect();
+    assert_eq!(answers, [400, 500, 200]);
+}
+
+#[tokio::test]
+async fn a_second_report_for_the_same_execution_counts_as_done() {
+    let rig = Rig::start().await;
+    let target = Target::start(Behaviour::Healthy).await;
+    let hook = rig.hook("after-allow-traffic", Some(&healthy_config(&target.url())));
+    let first = hook.invoke_file("after-allow-traffic.json").await;
+    let second = hook.invoke_file("after-allow-traffic.json").await;
+    assert!(first.ok && second.ok, "{first:?} {second:?}");
+    assert_eq!(first.json()["delivery"], "accepted");
+    assert_eq!(second.json()["delivery"], "already-completed");
+    // The same hook execution keeps the same run id, so idempotency keys repeat on a retry.
+    assert_eq!(
+        first.json()["report"]["run_id"],
+        second.json()["report"]["run_id"]
+    );
+    let calls = rig.codedeploy.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.iter().filter(|c| c.accepted()).count(), 1);
+}
+
+#[tokio::test]
+async fn a_report_that_never_gets_through_fails_the_invocation() {
+    let rig = Rig::start().await;
+    let target = Target::start(Behaviour::Healthy).await;
+    rig.codedeploy.always(Fault::ServerError);
+    let hook = rig.hook("after-allow-traffic", Some(&healthy_config(&target.url())));
+    let invocation = hook.invoke_file("after-allow-traffic.json").await;
+    assert!(!invocation.ok, "{invocation:?}");
+    assert!(
+        invocation.stderr.contains("greenlight.ReportFailed"),
+        "{}",
+        invocation.stderr
+    );
+    assert_eq!(rig.codedeploy.calls().len(), REPORT_ATTEMPTS as usize);
+
+    let rig = Rig::start().await;
+    rig.codedeploy.always(Fault::AccessDenied);
+    let hook = rig.hook("after-allow-traffic", Some(&healthy_config(&target.url())));
+    let invocation = hook.invoke_file("after-allow-traffic.json").await;
+    assert!(!invocation.ok, "{invocation:?}");
+    assert!(
+        invocation.stderr.contains("AccessDeniedException"),
+        "{}",
+        invocation.stderr
+    );
+    assert!(
+        hook.logs()
+            .contains("codedeploy:PutLifecycleEventHookExecutionStatus")
+    );
+    assert_eq!(rig.codedeploy.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn events_without_ids_are_rejected_and_nothing_is_reported() {
+    let rig = Rig::start().await;
+    let target = Target::start(Behaviour::Healthy).await;
+    let hook = rig.hook("after-allow-traffic", Some(&healthy_config(&target.url())));
+    for (payload, wanted) in [
+        (r#""hello""#, "not a JSON object"),
+        (r#"[1, 2]"#, "not a JSON object"),
+        (
+            r#"{"DeploymentId": "d-1"}"#,
+            "LifecycleEventHookExecutionId",
+        ),
+        (r#"{"LifecycleEventHookExecutionId": "x"}"#, "DeploymentId"),
+    ] {
+        let invocation = hook.invoke(payload).await;
+        assert!(!invocation.ok, "{payload}: {invocation:?}");
+        assert!(
+            invocation.stderr.contains("greenlight.BadEvent"),
+            "{}",
+            invocation.stderr
+        );
+        assert!(
+            invocation.stderr.contains(wanted),
+            "{payload}: {}",
+            invocation.stderr
+        );
+    }
+    assert!(rig.codedeploy.calls().is_empty());
+    assert!(target.seen().is_empty(), "no check ran for a bad event");
+}
+
+#[tokio::test]
+async fn tls_is_verified_and_host_names_the_server() {
+    let rig = Rig::start().await;
+    let tls = TlsTarget::start("payments.greenlight.test").await;
+    let config = format!(
+        r#"
+targets:
+  trusted: {{ url: "{url}", host: payments.greenlight.test, ca_file: "{ca}" }}
+  untrusted: {{ url: "{url}", host: payments.greenlight.test }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - {{ name: trusted, http: {{ target: trusted, path: /health, expect: {{ json: {{ /status: ok }} }} }} }}
+      - {{ name: untrusted, required: false, http: {{ target: untrusted, path: /health }} }}
+"#,
+        url = tls.url(),
+        ca = tls.ca_file.display()
+    );
+    let hook = rig.hook("after-allow-test-traffic", Some(&config));
+    let invocation = hook.invoke_file("after-allow-test-traffic.json").await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    let result = invocation.json();
+    let checks = checks(&result);
+    assert_eq!(checks[0].1, "passed", "{:?}", checks[0]);
+    // Without the CA the certificate is refused: verification is on by default.
+    assert_eq!(checks[1].1, "error", "{:?}", checks[1]);
+    assert!(
+        checks[1].2.to_lowercase().contains("certificate"),
+        "{:?}",
+        checks[1]
+    );
+    assert_eq!(
+        result["status"], "Succeeded",
+        "the untrusted check is optional"
+    );
+
+    let seen = tls.seen();
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the trusted handshake completed: {seen:?}"
+    );
+    let (sni, host) = &seen[0];
+    assert_eq!(sni.as_deref(), Some("payments.greenlight.test"));
+    assert_eq!(
+        host.as_deref(),
+        Some(format!("payments.greenlight.test:{}", tls.addr.port()).as_str())
+    );
+}
+
+#[tokio::test]
+async fn secrets_and_card_numbers_never_reach_logs_or_reports() {
+    let rig = Rig::start().await;
+    let leaky = Target::start(Behaviour::EchoSecrets).await;
+    let secret = "sk_test_GREENLIGHTSECRET123";
+    let config = format!(
+        r#"
+targets: {{ test: {{ url: "{}" }} }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: echoes secrets
+        http:
+          target: test
+          headers: {{ Authorization: "Bearer {secret}", Cookie: "session=abcdef123456" }}
+          expect: {{ json: {{ /status: ok }}, body_contains: "never there" }}
+"#,
+        leaky.url()
+    );
+    let hook = rig.hook("after-allow-test-traffic", Some(&config));
+    let invocation = hook.invoke_file("after-allow-test-traffic.json").await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    assert_eq!(invocation.json()["status"], "Failed");
+    // The secret really was sent, and really came back in the body…
+    assert_eq!(
+        leaky.seen()[0].headers["authorization"],
+        format!("Bearer {secret}").as_str()
+    );
+    // …but nothing that leaves the process carries it, or the card number.
+    let logs = hook.logs();
+    for text in [&logs, &invocation.stdout, &invocation.stderr] {
+        assert!(!text.contains(secret), "secret leaked: {text}");
+        assert!(
+            !text.contains("4242424242424242"),
+            "card number leaked: {text}"
+        );
+        assert!(!text.contains("abcdef123456"), "cookie leaked: {text}");
+    }
+    assert!(
+        invocation.stdout.contains("[REDACTED]"),
+        "{}",
+        invocation.stdout
+    );
+    assert!(
+        invocation.stdout.contains("[CARD]"),
+        "{}",
+        invocation.stdout
+    );
+}
+
+#[tokio::test]
+async fn checks_of_a_stage_run_concurrently() {
+    let rig = Rig::start().await;
+    // Holds every request until five are in flight at once; one-by-one requests get 503.
+    let gate = Target::start(Behaviour::Gate {
+        n: 5,
+        limit: Duration::from_secs(20),
+    })
+    .await;
+    let checks: Vec<String> = (1..=5)
+        .map(|i| format!("      - {{ name: c{i}, http: {{ target: test, path: /c{i} }} }}"))
+        .collect();
+    let config = format!(
+        "targets: {{ test: {{ url: \"{}\", timeout: 30s }} }}\ndefaults: {{ retries: 0 }}\nstages:\n  AfterAllowTestTraffic:\n    checks:\n{}\n",
+        gate.url(),
+        checks.join("\n")
+    );
+    let hook = rig.hook("after-allow-test-traffic", Some(&config));
+    let invocation = hook.invoke_file("after-allow-test-traffic.json").await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    assert_eq!(
+        invocation.json()["status"],
+        "Succeeded",
+        "{}",
+        invocation.stdout
+    );
+    assert_eq!(gate.max_in_flight(), 5);
+}
+
+#[tokio::test]
+async fn make_invoke_runs_a_hook_end_to_end() {
+    use greenlight_e2e::lambda::{free_port, workspace_root};
+    // The shipped example, pointed at this test's own target port.
+    let target_port = free_port();
+    let example = std::fs::read_to_string(workspace_root().join("examples/local.yaml")).unwrap();
+    assert!(example.contains("127.0.0.1:9902"));
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        example.replace("127.0.0.1:9902", &format!("127.0.0.1:{target_port}")),
+    )
+    .unwrap();
+    let output = tokio::process::Command::new(workspace_root().join("scripts/invoke.sh"))
+        .args([
+            "before-allow-traffic",
+            config.path().to_str().unwrap(),
+            "broken",
+        ])
+        .env("WATCH_PORT", free_port().to_string())
+        .env("CODEDEPLOY_PORT", free_port().to_string())
+        .env("TARGET_PORT", target_port.to_string())
+        .current_dir(workspace_root())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("scripts/invoke.sh took over 2 minutes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    // The local CodeDeploy printed the report it received, and the script summarised it.
+    assert!(stdout.contains("status=Failed -> 200 accepted"), "{stdout}");
+    assert!(
+        stdout.contains("[result] CodeDeploy status: Failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("green version: failed - status: expected any 2xx, got 500"),
+        "{stdout}"
+    );
+}
