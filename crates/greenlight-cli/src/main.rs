@@ -94,7 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let budget = Budget::fixed(config.defaults.budget.0);
             let suite = Suite::new(config, source)?;
             let run_id = run_id.unwrap_or_else(fresh_run_id);
-            let report = suite.run_stage(stage, budget.checks, run_id).await;
+            let report = suite.run_stage(stage, budget.checks, run_id, None).await;
             match format {
                 Format::Text => print!("{}", text::render(&report)),
                 Format::Json => println!(

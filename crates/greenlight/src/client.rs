@@ -57,6 +57,15 @@ impl Targets {
     }
 }
 
+impl TargetClient {
+    /// `https://host:8443/base` + `/health?x=1` → `https://host:8443/base/health?x=1`.
+    pub fn join(&self, path: &str) -> Result<Url, url::ParseError> {
+        let mut text = self.base.as_str().trim_end_matches('/').to_owned();
+        text.push_str(path);
+        Url::parse(&text)
+    }
+}
+
 fn build_one(name: &str, target: &Target, timeout: Duration) -> Result<TargetClient, ConfigError> {
     let path = format!("targets.{name}");
     let configured = &target.url.0;

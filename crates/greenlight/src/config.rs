@@ -29,6 +29,17 @@ pub struct Config {
     /// The checks of each stage.
     #[serde(default)]
     pub stages: Stages,
+    /// Named secrets, resolved once per cold start and usable as `{{secrets.NAME}}`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// An environment variable of the function (or the shell running the CLI).
+    pub env: String,
 }
 
 /// A listener to send requests to.
@@ -131,6 +142,65 @@ pub struct CheckSpec {
     pub retry_delay: Option<Dur>,
     /// One HTTP request with expectations.
     pub http: Option<HttpSpec>,
+    /// Ordered HTTP steps with captures, templating and cleanup.
+    pub scenario: Option<ScenarioSpec>,
+}
+
+/// A `scenario` check: steps in order, then cleanup steps that always run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Target for steps that do not name their own.
+    pub target: String,
+    /// Run in order; the first that fails stops the rest.
+    pub steps: Vec<StepSpec>,
+    /// Run after the steps whatever happened (refund or void what the steps created).
+    #[serde(default)]
+    pub cleanup: Vec<StepSpec>,
+}
+
+/// One request of a scenario. Strings may use `{{variables}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// Shown in failures; `step N` / `cleanup N` when absent.
+    pub name: Option<String>,
+    /// Overrides the scenario's target (write via `test`, read via `prod`).
+    pub target: Option<String>,
+    /// HTTP method; GET when absent.
+    #[serde(default = "get")]
+    pub method: String,
+    /// Path (and query), templated.
+    #[serde(default = "root")]
+    pub path: String,
+    /// Request headers, values templated.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A raw body, templated.
+    pub body: Option<String>,
+    /// A JSON body; string values templated. Sets `content-type: application/json`.
+    pub json: Option<serde_json::Value>,
+    /// A form body (`application/x-www-form-urlencoded`), values templated.
+    pub form: Option<BTreeMap<String, String>>,
+    /// Per-request timeout.
+    pub timeout: Option<Dur>,
+    /// What the response must look like (string values templated); any 2xx when absent.
+    #[serde(default)]
+    pub expect: Expect,
+    /// Variable → `/json/pointer` or `header:Name`, taken from the response.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
+}
+
+impl StepSpec {
+    /// The step's display name.
+    pub fn label(&self, index: usize, cleanup: bool) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None if cleanup => format!("cleanup {}", index + 1),
+            None => format!("step {}", index + 1),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -389,6 +459,25 @@ impl Config {
                 positive(&format!("{path}.timeout"), timeout)?;
             }
         }
+        for (name, source) in &self.secrets {
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(ConfigError::invalid(
+                    "secrets",
+                    format!("{name:?}"),
+                    "not a usable secret name",
+                    "use letters, digits and _, e.g. api_key",
+                ));
+            }
+            if source.env.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("secrets.{name}.env"),
+                    "\"\"",
+                    "no environment variable named",
+                    "name the variable that holds the secret, e.g. env: PAYSIM_API_KEY",
+                ));
+            }
+        }
         let d = &self.defaults;
         positive("defaults.timeout", d.timeout)?;
         positive("defaults.budget", d.budget)?;
@@ -454,51 +543,185 @@ impl Config {
                     "use at most 10",
                 ));
             }
-            match &check.http {
-                Some(http) => self.validate_http(&format!("{path}.http"), http)?,
-                None => {
-                    return Err(ConfigError::invalid(
-                        path,
-                        format!("{:?}", check.name),
-                        "the check has no kind",
-                        "add one kind key, e.g. `http: { target: test, path: /health }`",
-                    ));
-                }
+            let kinds = usize::from(check.http.is_some()) + usize::from(check.scenario.is_some());
+            if kinds != 1 {
+                return Err(ConfigError::invalid(
+                    path,
+                    format!("{:?}", check.name),
+                    if kinds == 0 { "the check has no kind" } else { "the check has more than one kind" },
+                    "give it exactly one kind key: `http: { ... }` or `scenario: { ... }`",
+                ));
+            }
+            if let Some(http) = &check.http {
+                self.validate_http(&format!("{path}.http"), http)?;
+            }
+            if let Some(scenario) = &check.scenario {
+                self.validate_scenario(&format!("{path}.scenario"), scenario)?;
             }
         }
         Ok(())
     }
 
-    fn validate_http(&self, path: &str, http: &HttpSpec) -> Result<(), ConfigError> {
-        if !self.targets.contains_key(&http.target) {
-            let known: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+    fn validate_scenario(&self, path: &str, scenario: &ScenarioSpec) -> Result<(), ConfigError> {
+        self.validate_target(&format!("{path}.target"), &scenario.target)?;
+        if scenario.steps.is_empty() {
             return Err(ConfigError::invalid(
-                format!("{path}.target"),
-                format!("{:?}", http.target),
-                "no such target",
-                format!(
-                    "use one of the names under `targets:` ({})",
-                    known.join(", ")
-                ),
+                format!("{path}.steps"),
+                "[]",
+                "a scenario needs at least one step",
+                "add steps, or use an `http` check for a single request",
             ));
         }
-        if http::Method::from_bytes(http.method.as_bytes()).is_err() {
+        let mut known: Vec<String> = ["run_id", "deployment_id", "stage"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(self.secrets.keys().map(|name| format!("secrets.{name}")))
+            .collect();
+        for (list, steps) in [("steps", &scenario.steps), ("cleanup", &scenario.cleanup)] {
+            for (index, step) in steps.iter().enumerate() {
+                let step_path = format!("{path}.{list}[{index}]");
+                self.validate_step(&step_path, step, &known)?;
+                known.extend(step.capture.keys().cloned());
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_step(&self, path: &str, step: &StepSpec, known: &[String]) -> Result<(), ConfigError> {
+        if let Some(target) = &step.target {
+            self.validate_target(&format!("{path}.target"), target)?;
+        }
+        self.validate_request(path, &step.method, &step.path, &step.headers, step.timeout, &step.expect)?;
+        let bodies = usize::from(step.body.is_some())
+            + usize::from(step.json.is_some())
+            + usize::from(step.form.is_some());
+        if bodies > 1 {
+            return Err(ConfigError::invalid(
+                path,
+                step.label(0, false),
+                "more than one of body, json and form",
+                "give the step one body: `json:` for JSON APIs, `form:` for form-encoded ones, `body:` for anything else",
+            ));
+        }
+        for (variable, source) in &step.capture {
+            let valid_name = !variable.is_empty()
+                && variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !variable.starts_with(|c: char| c.is_ascii_digit());
+            if !valid_name || ["run_id", "deployment_id", "stage", "secrets"].contains(&variable.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("{path}.capture"),
+                    format!("{variable:?}"),
+                    "not a usable variable name",
+                    "use letters, digits and _ (not run_id, deployment_id, stage or secrets), e.g. payment_id",
+                ));
+            }
+            let header_ok = source
+                .strip_prefix("header:")
+                .is_some_and(|name| http::HeaderName::from_bytes(name.trim().as_bytes()).is_ok());
+            if !(source.starts_with('/') || header_ok) {
+                return Err(ConfigError::invalid(
+                    format!("{path}.capture.{variable}"),
+                    format!("{source:?}"),
+                    "not a JSON pointer or header",
+                    "write a JSON pointer such as /id, or header:Location",
+                ));
+            }
+        }
+        // Every templated string may only use variables known at this point.
+        let mut texts: Vec<(String, &str)> = vec![(format!("{path}.path"), step.path.as_str())];
+        texts.extend(step.headers.iter().map(|(name, value)| (format!("{path}.headers.{name}"), value.as_str())));
+        if let Some(body) = &step.body {
+            texts.push((format!("{path}.body"), body));
+        }
+        if let Some(form) = &step.form {
+            texts.extend(form.iter().map(|(name, value)| (format!("{path}.form.{name}"), value.as_str())));
+        }
+        if let Some(json) = &step.json {
+            let mut strings = Vec::new();
+            collect_strings(json, &mut strings);
+            texts.extend(strings.into_iter().map(|s| (format!("{path}.json"), s)));
+        }
+        for (pointer, value) in &step.expect.json {
+            let mut strings = Vec::new();
+            collect_strings(value, &mut strings);
+            texts.extend(strings.into_iter().map(|s| (format!("{path}.expect.json.{pointer}"), s)));
+        }
+        if let Some(needles) = &step.expect.body_contains {
+            match needles {
+                OneOrMany::One(one) => texts.push((format!("{path}.expect.body_contains"), one.as_str())),
+                OneOrMany::Many(many) => texts.extend(
+                    many.iter().map(|n| (format!("{path}.expect.body_contains"), n.as_str())),
+                ),
+            }
+        }
+        for (field, text) in texts {
+            let used = crate::template::variables(text).map_err(|problem| {
+                ConfigError::invalid(
+                    field.clone(),
+                    format!("{text:?}"),
+                    format!("not a valid template: {problem}"),
+                    "write variables as {{name}}, e.g. {{payment_id}} or {{secrets.api_key}}",
+                )
+            })?;
+            if let Some(unknown) = used.iter().find(|name| !known.contains(name)) {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("{{{{{unknown}}}}}"),
+                    "unknown variable",
+                    format!(
+                        "use one of: {} (a capture is usable only in the steps after the one that captures it; secrets are declared under `secrets:`)",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_target(&self, path: &str, target: &str) -> Result<(), ConfigError> {
+        if self.targets.contains_key(target) {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+        Err(ConfigError::invalid(
+            path,
+            format!("{target:?}"),
+            "no such target",
+            format!("use one of the names under `targets:` ({})", known.join(", ")),
+        ))
+    }
+
+    fn validate_http(&self, path: &str, http: &HttpSpec) -> Result<(), ConfigError> {
+        self.validate_target(&format!("{path}.target"), &http.target)?;
+        self.validate_request(path, &http.method, &http.path, &http.headers, http.timeout, &http.expect)
+    }
+
+    fn validate_request(
+        &self,
+        path: &str,
+        method: &str,
+        request_path: &str,
+        headers: &BTreeMap<String, String>,
+        timeout: Option<Dur>,
+        expect: &Expect,
+    ) -> Result<(), ConfigError> {
+        if http::Method::from_bytes(method.as_bytes()).is_err() {
             return Err(ConfigError::invalid(
                 format!("{path}.method"),
-                format!("{:?}", http.method),
+                format!("{method:?}"),
                 "not an HTTP method",
                 "use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS",
             ));
         }
-        if !http.path.starts_with('/') {
+        if !request_path.starts_with('/') {
             return Err(ConfigError::invalid(
                 format!("{path}.path"),
-                format!("{:?}", http.path),
+                format!("{request_path:?}"),
                 "the path must start with /",
-                format!("write /{}", http.path),
+                format!("write /{request_path}"),
             ));
         }
-        for (name, value) in &http.headers {
+        for (name, value) in headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(ConfigError::invalid(
                     format!("{path}.headers"),
@@ -507,7 +730,7 @@ impl Config {
                     "use letters, digits and dashes, e.g. X-Probe",
                 ));
             }
-            if http::HeaderValue::from_str(value).is_err() {
+            if http::HeaderValue::from_str(value).is_err() && !value.contains("{{") {
                 // The value may be a secret: name the header, never echo the value.
                 return Err(ConfigError::invalid(
                     format!("{path}.headers.{name}"),
@@ -517,10 +740,9 @@ impl Config {
                 ));
             }
         }
-        if let Some(timeout) = http.timeout {
+        if let Some(timeout) = timeout {
             positive(&format!("{path}.timeout"), timeout)?;
         }
-        let expect = &http.expect;
         if let Some(status) = &expect.status {
             let codes = status.codes();
             if codes.is_empty() {
@@ -566,6 +788,16 @@ impl Config {
     /// The checks of a stage, or [`ConfigError::NoStage`] when the document has no entry for it.
     pub fn stage(&self, stage: Stage) -> Result<&StageConfig, ConfigError> {
         self.stages.get(stage).ok_or(ConfigError::NoStage { stage })
+    }
+}
+
+/// Every string inside a JSON value (the templated parts of a JSON body or expectation).
+pub(crate) fn collect_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(text) => out.push(text),
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_strings(item, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|item| collect_strings(item, out)),
+        _ => {}
     }
 }
 

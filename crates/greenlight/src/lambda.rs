@@ -116,7 +116,8 @@ impl<S: StatusSink> Hook<S> {
             Ok(suite) => {
                 let suite = Arc::clone(suite);
                 let (stage, run_id, checks) = (self.stage, run_id.clone(), budget.checks);
-                Some(async move { suite.run_stage(stage, checks, run_id).await })
+                let deployment_id = Some(event.deployment_id.clone());
+                Some(async move { suite.run_stage(stage, checks, run_id, deployment_id).await })
             }
             Err(_) => None,
         };

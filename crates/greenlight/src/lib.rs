@@ -19,6 +19,7 @@ pub mod report;
 pub mod run;
 pub mod stage;
 pub mod suite;
+pub mod template;
 pub mod telemetry;
 pub mod verdict;
 

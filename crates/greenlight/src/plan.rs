@@ -2,12 +2,12 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use url::Url;
 
-use crate::check::http::HttpCheck;
+use crate::check::http::{HttpCheck, Request};
+use crate::check::scenario::{Capture, ScenarioCheck, Step, StepBody};
 use crate::check::{CheckKind, PlannedCheck};
 use crate::client::Targets;
-use crate::config::{CheckSpec, Config, HttpSpec};
+use crate::config::{CheckSpec, Config, HttpSpec, ScenarioSpec, StepSpec};
 use crate::error::ConfigError;
 use crate::stage::Stage;
 
@@ -53,21 +53,35 @@ fn plan_check(
     spec: &CheckSpec,
     path: &str,
 ) -> Result<PlannedCheck, ConfigError> {
-    let kind = match &spec.http {
-        Some(http) => CheckKind::Http(plan_http(config, targets, http, &format!("{path}.http"))?),
-        None => {
+    let (kind, default_retries) = match (&spec.http, &spec.scenario) {
+        (Some(http), None) => (
+            CheckKind::Http(plan_http(config, targets, http, &format!("{path}.http"))?),
+            config.defaults.retries,
+        ),
+        // A scenario is not retried unless it asks to be: a retry would replay payments that
+        // its cleanup has already refunded.
+        (None, Some(scenario)) => (
+            CheckKind::Scenario(plan_scenario(
+                config,
+                targets,
+                scenario,
+                &format!("{path}.scenario"),
+            )?),
+            0,
+        ),
+        _ => {
             return Err(ConfigError::invalid(
                 path,
                 &spec.name,
-                "the check has no kind",
-                "add `http: { ... }`",
+                "the check needs exactly one kind",
+                "add `http: { ... }` or `scenario: { ... }`",
             ));
         }
     };
     Ok(PlannedCheck {
         name: spec.name.clone(),
         required: spec.required,
-        retries: spec.retries.unwrap_or(config.defaults.retries),
+        retries: spec.retries.unwrap_or(default_retries),
         retry_delay: spec.retry_delay.unwrap_or(config.defaults.retry_delay).0,
         kind,
     })
@@ -87,7 +101,7 @@ fn plan_http(
             "use a name under `targets:`",
         )
     })?;
-    let url = join(&target.base, &http.path).map_err(|err| {
+    let url = target.join(&http.path).map_err(|err| {
         ConfigError::invalid(
             format!("{path}.path"),
             &http.path,
@@ -127,21 +141,137 @@ fn plan_http(
     }
     Ok(HttpCheck {
         target: http.target.clone(),
-        method,
-        url,
-        headers,
-        body: http.body.clone().map(Bytes::from),
-        timeout: http.timeout.map_or(target.timeout, |t| t.0),
+        request: Request {
+            method,
+            url,
+            headers,
+            body: http.body.clone().map(Bytes::from),
+            timeout: http.timeout.map_or(target.timeout, |t| t.0),
+            max_body_bytes: config.defaults.max_body_bytes,
+        },
         expect: http.expect.clone(),
-        max_body_bytes: config.defaults.max_body_bytes,
     })
 }
 
-/// `https://host:8443/base` + `/health?x=1` → `https://host:8443/base/health?x=1`.
-fn join(base: &Url, path: &str) -> Result<Url, url::ParseError> {
-    let mut text = base.as_str().trim_end_matches('/').to_owned();
-    text.push_str(path);
-    Url::parse(&text)
+fn plan_scenario(
+    config: &Config,
+    targets: &Targets,
+    scenario: &ScenarioSpec,
+    path: &str,
+) -> Result<ScenarioCheck, ConfigError> {
+    let plan_steps = |list: &str, steps: &[StepSpec], cleanup: bool| {
+        steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                plan_step(
+                    config,
+                    targets,
+                    &scenario.target,
+                    step,
+                    step.label(index, cleanup),
+                    &format!("{path}.{list}[{index}]"),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(ScenarioCheck {
+        steps: plan_steps("steps", &scenario.steps, false)?,
+        cleanup: plan_steps("cleanup", &scenario.cleanup, true)?,
+    })
+}
+
+fn plan_step(
+    config: &Config,
+    targets: &Targets,
+    default_target: &str,
+    step: &StepSpec,
+    label: String,
+    path: &str,
+) -> Result<Step, ConfigError> {
+    let target_name = step.target.as_deref().unwrap_or(default_target);
+    let target = targets.get(target_name).ok_or_else(|| {
+        ConfigError::invalid(
+            format!("{path}.target"),
+            target_name,
+            "no such target",
+            "use a name under `targets:`",
+        )
+    })?;
+    let method = Method::from_bytes(step.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+        ConfigError::invalid(
+            format!("{path}.method"),
+            &step.method,
+            "not an HTTP method",
+            "use GET, POST, …",
+        )
+    })?;
+    let headers = step
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map(|header| (header, value.clone()))
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        format!("{path}.headers"),
+                        name,
+                        "not a header name",
+                        "use letters, digits and dashes",
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let body = match (&step.body, &step.json, &step.form) {
+        (Some(raw), None, None) => StepBody::Raw(raw.clone()),
+        (None, Some(json), None) => StepBody::Json(json.clone()),
+        (None, None, Some(form)) => StepBody::Form(
+            form.iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        ),
+        (None, None, None) => StepBody::None,
+        _ => {
+            return Err(ConfigError::invalid(
+                path,
+                &label,
+                "more than one of body, json and form",
+                "give the step one body",
+            ));
+        }
+    };
+    let capture = step
+        .capture
+        .iter()
+        .map(|(variable, source)| {
+            let from = match source.strip_prefix("header:") {
+                Some(name) => HeaderName::from_bytes(name.trim().as_bytes())
+                    .map(Capture::Header)
+                    .map_err(|_| {
+                        ConfigError::invalid(
+                            format!("{path}.capture.{variable}"),
+                            source,
+                            "not a header name",
+                            "write header:Location",
+                        )
+                    })?,
+                None => Capture::Pointer(source.clone()),
+            };
+            Ok((variable.clone(), from))
+        })
+        .collect::<Result<_, ConfigError>>()?;
+    Ok(Step {
+        label,
+        target: target_name.to_owned(),
+        method,
+        path: step.path.clone(),
+        headers,
+        body,
+        timeout: step.timeout.map_or(target.timeout, |t| t.0),
+        expect: step.expect.clone(),
+        capture,
+        max_body_bytes: config.defaults.max_body_bytes,
+    })
 }
 
 #[cfg(test)]
@@ -169,17 +299,21 @@ stages:
         .unwrap();
         let targets = Targets::build(&config).unwrap();
         let plan = Plan::build(&config, &targets, Stage::AfterAllowTestTraffic).unwrap();
-        let CheckKind::Http(health) = &plan.checks[0].kind;
+        let CheckKind::Http(health) = &plan.checks[0].kind else {
+            panic!("an http check")
+        };
         assert_eq!(
-            health.url.as_str(),
+            health.request.url.as_str(),
             "https://payments.example.com:8443/api/health?deep=1"
         );
-        assert_eq!(health.timeout, std::time::Duration::from_secs(3));
-        assert!(health.headers["authorization"].is_sensitive());
+        assert_eq!(health.request.timeout, std::time::Duration::from_secs(3));
+        assert!(health.request.headers["authorization"].is_sensitive());
         assert_eq!(plan.checks[0].retries, 1);
-        let CheckKind::Http(slow) = &plan.checks[1].kind;
-        assert_eq!(slow.method, Method::POST);
-        assert_eq!(slow.timeout, std::time::Duration::from_secs(9));
+        let CheckKind::Http(slow) = &plan.checks[1].kind else {
+            panic!("an http check")
+        };
+        assert_eq!(slow.request.method, Method::POST);
+        assert_eq!(slow.request.timeout, std::time::Duration::from_secs(9));
         assert!(!plan.checks[1].required);
         assert_eq!(plan.checks[1].retries, 0);
     }

@@ -53,7 +53,9 @@ impl Redactor {
     ) -> Self {
         let mut more = std::mem::take(&mut self.secrets);
         for (name, value) in headers {
-            if is_sensitive_header(name) {
+            // A templated value (`Bearer {{secrets.api_key}}`) is not itself a secret; the
+            // secret it names is already known.
+            if is_sensitive_header(name) && !crate::template::is_template(value) {
                 more.push(value.clone());
                 if let Some((_, token)) = value.split_once(' ') {
                     more.push(token.to_owned());

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::check::RunContext;
 use crate::client::Targets;
 use crate::outcome::{CheckResult, Outcome};
 use crate::plan::Plan;
@@ -27,7 +28,12 @@ pub struct Job {
 }
 
 /// Run every check of a plan against its targets within `budget`.
-pub async fn run_plan(plan: &Plan, targets: Arc<Targets>, budget: Duration) -> Vec<CheckResult> {
+pub async fn run_plan(
+    plan: &Plan,
+    targets: Arc<Targets>,
+    ctx: Arc<RunContext>,
+    budget: Duration,
+) -> Vec<CheckResult> {
     let deadline = Instant::now() + budget;
     let jobs = plan
         .checks
@@ -35,11 +41,12 @@ pub async fn run_plan(plan: &Plan, targets: Arc<Targets>, budget: Duration) -> V
         .map(|check| {
             let check = check.clone();
             let targets = Arc::clone(&targets);
+            let ctx = Arc::clone(&ctx);
             Job {
                 name: check.name.clone(),
                 kind: check.kind.label(),
                 required: check.required,
-                work: Box::pin(async move { check.run(targets, deadline).await }),
+                work: Box::pin(async move { check.run(targets, ctx, deadline).await }),
             }
         })
         .collect();

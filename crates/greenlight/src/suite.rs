@@ -1,11 +1,13 @@
 //! A loaded config with its clients: what a cold start builds once and every invocation runs.
 //! This is where the one-way flow is wired: config → plan → outcomes → verdict → report.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::check::RunContext;
 use crate::client::Targets;
 use crate::config::{Config, Source};
 use crate::error::ConfigError;
@@ -23,6 +25,7 @@ pub struct Suite {
     /// Where it came from.
     pub source: Source,
     targets: Arc<Targets>,
+    secrets: Arc<BTreeMap<String, String>>,
     redactor: Redactor,
 }
 
@@ -36,11 +39,13 @@ impl Suite {
     /// Build the clients for a config.
     pub fn new(config: Config, source: Source) -> Result<Suite, ConfigError> {
         let targets = Targets::build(&config)?;
-        let redactor = redactor_for(&config);
+        let secrets = resolve_secrets(&config)?;
+        let redactor = redactor_for(&config, &secrets);
         Ok(Suite {
             config,
             source,
             targets: Arc::new(targets),
+            secrets: Arc::new(secrets),
             redactor,
         })
     }
@@ -52,7 +57,13 @@ impl Suite {
 
     /// Run a stage's checks within `budget` and judge them. Never fails: whatever goes wrong is
     /// in the report, and the report's verdict is failed.
-    pub async fn run_stage(&self, stage: Stage, budget: Duration, run_id: String) -> StageReport {
+    pub async fn run_stage(
+        &self,
+        stage: Stage,
+        budget: Duration,
+        run_id: String,
+        deployment_id: Option<String>,
+    ) -> StageReport {
         let started = Instant::now();
         let plan = match Plan::build(&self.config, &self.targets, stage) {
             Ok(plan) => plan,
@@ -78,7 +89,13 @@ impl Suite {
                 "stage {stage} has no checks: it passes because the config lists none"
             ));
         }
-        let checks = run_plan(&plan, Arc::clone(&self.targets), budget)
+        let ctx = Arc::new(RunContext {
+            run_id: run_id.clone(),
+            deployment_id: deployment_id.unwrap_or_else(|| "local".to_owned()),
+            stage,
+            secrets: Arc::clone(&self.secrets),
+        });
+        let checks = run_plan(&plan, Arc::clone(&self.targets), ctx, budget)
             .await
             .into_iter()
             .map(|mut check| {
@@ -98,13 +115,44 @@ impl Suite {
     }
 }
 
-/// Every credential the config holds: values of sensitive headers in any check of any stage.
-fn redactor_for(config: &Config) -> Redactor {
-    let headers = Stage::ALL
+/// Read every secret once. A missing one is a config error, so the stage fails closed instead
+/// of sending an empty API key.
+fn resolve_secrets(config: &Config) -> Result<BTreeMap<String, String>, ConfigError> {
+    config
+        .secrets
+        .iter()
+        .map(|(name, source)| match std::env::var(&source.env) {
+            Ok(value) if !value.trim().is_empty() => Ok((name.clone(), value)),
+            _ => Err(ConfigError::invalid(
+                format!("secrets.{name}.env"),
+                &source.env,
+                "the environment variable is not set (or is empty)",
+                format!(
+                    "set {} on the function (or in the shell that runs greenlight)",
+                    source.env
+                ),
+            )),
+        })
+        .collect()
+}
+
+/// Every credential the config holds: the secrets, and values of sensitive headers written
+/// literally in any check of any stage.
+fn redactor_for(config: &Config, secrets: &BTreeMap<String, String>) -> Redactor {
+    let checks = Stage::ALL
         .into_iter()
         .filter_map(|stage| config.stages.get(stage))
-        .flat_map(|stage| stage.checks.iter())
-        .filter_map(|check| check.http.as_ref())
-        .flat_map(|http| http.headers.iter());
-    Redactor::default().with_headers(headers)
+        .flat_map(|stage| stage.checks.iter());
+    let mut headers: Vec<(&String, &String)> = Vec::new();
+    for check in checks {
+        if let Some(http) = &check.http {
+            headers.extend(http.headers.iter());
+        }
+        if let Some(scenario) = &check.scenario {
+            for step in scenario.steps.iter().chain(&scenario.cleanup) {
+                headers.extend(step.headers.iter());
+            }
+        }
+    }
+    Redactor::new(secrets.values().cloned()).with_headers(headers)
 }

@@ -22,6 +22,15 @@ const SNIPPET_CHARS: usize = 200;
 pub struct HttpCheck {
     /// Target name, for messages.
     pub target: String,
+    /// What to send.
+    pub request: Request,
+    /// Expectations.
+    pub expect: Expect,
+}
+
+/// One request, fully resolved.
+#[derive(Debug, Clone)]
+pub struct Request {
     /// Request method.
     pub method: Method,
     /// Full URL (target base + path).
@@ -32,8 +41,6 @@ pub struct HttpCheck {
     pub body: Option<Bytes>,
     /// Whole-exchange timeout.
     pub timeout: Duration,
-    /// Expectations.
-    pub expect: Expect,
     /// The most body bytes read.
     pub max_body_bytes: u64,
 }
@@ -60,91 +67,112 @@ impl HttpCheck {
             // Validation rejects this at load; kept as an error, not a panic, in case it ever slips.
             return Outcome::error(format!("target {:?} has no client", self.target));
         };
-        match self.send(&target.client).await {
-            Ok(response) => judge(&self.expect, &response, self.max_body_bytes),
-            Err(SendError::Timeout) => Outcome::mismatch(
-                "response",
-                format!(
-                    "a complete response within {}",
-                    humantime::format_duration(self.timeout)
-                ),
-                format!(
-                    "none after {} (the target hung or was too slow)",
-                    humantime::format_duration(self.timeout)
-                ),
-            ),
-            Err(SendError::Other(message)) => Outcome::error(message),
+        match send(&target.client, &self.request, &self.target).await {
+            Ok(response) => judge(&self.expect, &response, self.request.max_body_bytes),
+            Err(err) => err.into_outcome(),
         }
-    }
-
-    async fn send(&self, client: &reqwest::Client) -> Result<Response, SendError> {
-        let mut request = client
-            .request(self.method.clone(), self.url.clone())
-            .headers(self.headers.clone())
-            .timeout(self.timeout);
-        if let Some(body) = &self.body {
-            request = request.body(body.clone());
-        }
-        let started = Instant::now();
-        // The client's timeout covers connect, headers and body; the outer one is a backstop in
-        // case a body stream stalls in a way the client does not see.
-        let exchange = async {
-            let mut response = request.send().await.map_err(|e| self.classify(e))?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
-            let mut body = BytesMut::new();
-            let mut truncated = false;
-            while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(e))? {
-                if body.len() + chunk.len() > limit {
-                    // Stop reading: dropping the response closes the connection, so a 500 MB
-                    // body costs at most `limit` bytes of memory.
-                    let room = limit - body.len();
-                    body.extend_from_slice(&chunk[..room]);
-                    truncated = true;
-                    break;
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(Response {
-                status,
-                headers,
-                body: body.freeze(),
-                truncated,
-                latency: started.elapsed(),
-            })
-        };
-        match tokio::time::timeout(self.timeout + Duration::from_millis(250), exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Timeout),
-        }
-    }
-
-    fn classify(&self, err: reqwest::Error) -> SendError {
-        if err.is_timeout() {
-            return SendError::Timeout;
-        }
-        let what = if err.is_connect() {
-            "could not connect to"
-        } else if err.is_body() || err.is_decode() {
-            "could not read the response from"
-        } else {
-            "request failed:"
-        };
-        // reqwest puts the URL in its own message; ours names the target instead.
-        let err = err.without_url();
-        SendError::Other(format!(
-            "{what} {} (target {}): {}",
-            self.url,
-            self.target,
-            chain(&err)
-        ))
     }
 }
 
-enum SendError {
-    Timeout,
+/// Why no response could be judged.
+#[derive(Debug, Clone)]
+pub enum SendError {
+    /// Nothing complete arrived within the timeout (hang, stall, slowness).
+    Timeout(Duration),
+    /// Could not connect, TLS refused, the stream broke: the check could not run.
     Other(String),
+}
+
+impl SendError {
+    /// As an outcome: a timeout is the target failing; anything else is an error.
+    pub fn into_outcome(self) -> Outcome {
+        match self {
+            SendError::Timeout(timeout) => {
+                let (expected, actual) = SendError::timeout_texts(timeout);
+                Outcome::mismatch("response", expected, actual)
+            }
+            SendError::Other(message) => Outcome::error(message),
+        }
+    }
+
+    /// `(expected, actual)` for a timeout.
+    pub fn timeout_texts(timeout: Duration) -> (String, String) {
+        let shown = humantime::format_duration(timeout);
+        (
+            format!("a complete response within {shown}"),
+            format!("none after {shown} (the target hung or was too slow)"),
+        )
+    }
+}
+
+/// Send one request and read its response within the limits.
+pub async fn send(
+    client: &reqwest::Client,
+    request: &Request,
+    target: &str,
+) -> Result<Response, SendError> {
+    let mut builder = client
+        .request(request.method.clone(), request.url.clone())
+        .headers(request.headers.clone())
+        .timeout(request.timeout);
+    if let Some(body) = &request.body {
+        builder = builder.body(body.clone());
+    }
+    let classify = |err: reqwest::Error| classify(err, request, target);
+    let started = Instant::now();
+    // The client's timeout covers connect, headers and body; the outer one is a backstop in
+    // case a body stream stalls in a way the client does not see.
+    let exchange = async {
+        let mut response = builder.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let limit = usize::try_from(request.max_body_bytes).unwrap_or(usize::MAX);
+        let mut body = BytesMut::new();
+        let mut truncated = false;
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > limit {
+                // Stop reading: dropping the response closes the connection, so a 500 MB
+                // body costs at most `limit` bytes of memory.
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..room]);
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            headers,
+            body: body.freeze(),
+            truncated,
+            latency: started.elapsed(),
+        })
+    };
+    match tokio::time::timeout(request.timeout + Duration::from_millis(250), exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(SendError::Timeout(request.timeout)),
+    }
+}
+
+fn classify(err: reqwest::Error, request: &Request, target: &str) -> SendError {
+    if err.is_timeout() {
+        return SendError::Timeout(request.timeout);
+    }
+    let what = if err.is_connect() {
+        "could not connect"
+    } else if err.is_body() || err.is_decode() {
+        "could not read the response"
+    } else {
+        "request failed"
+    };
+    // reqwest puts the URL in its own message; ours names the target instead.
+    let err = err.without_url();
+    SendError::Other(format!(
+        "{} {}: {what} (target {target}): {}",
+        request.method,
+        request.url,
+        chain(&err)
+    ))
 }
 
 /// Judge a response against the expectations. Pure, so every rule is unit-tested.

@@ -2,7 +2,9 @@
 //! because they are the same for every kind.
 
 pub mod http;
+pub mod scenario;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +12,20 @@ use tokio::time::Instant;
 
 use crate::client::Targets;
 use crate::outcome::Outcome;
+use crate::stage::Stage;
+
+/// What every check of one run shares: who is running, and the resolved secrets.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Stable per hook execution; idempotency keys derive from it.
+    pub run_id: String,
+    /// The deployment (`local` outside a hook).
+    pub deployment_id: String,
+    /// The stage being run.
+    pub stage: Stage,
+    /// Secret values by name.
+    pub secrets: Arc<BTreeMap<String, String>>,
+}
 
 /// A check ready to run: config resolved against defaults and targets.
 #[derive(Debug, Clone)]
@@ -31,6 +47,8 @@ pub struct PlannedCheck {
 pub enum CheckKind {
     /// One HTTP request.
     Http(http::HttpCheck),
+    /// Ordered steps with captures and cleanup.
+    Scenario(scenario::ScenarioCheck),
 }
 
 impl CheckKind {
@@ -38,19 +56,22 @@ impl CheckKind {
     pub fn label(&self) -> &'static str {
         match self {
             CheckKind::Http(_) => "http",
+            CheckKind::Scenario(_) => "scenario",
         }
     }
 
     /// The longest one attempt may take.
     fn attempt_timeout(&self) -> Duration {
         match self {
-            CheckKind::Http(check) => check.timeout,
+            CheckKind::Http(check) => check.request.timeout,
+            CheckKind::Scenario(check) => check.worst_case(),
         }
     }
 
-    async fn run_once(&self, targets: &Targets) -> Outcome {
+    async fn run_once(&self, targets: &Targets, ctx: &RunContext, deadline: Instant) -> Outcome {
         match self {
             CheckKind::Http(check) => check.run(targets).await,
+            CheckKind::Scenario(check) => check.run(targets, ctx, deadline).await,
         }
     }
 }
@@ -61,11 +82,16 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 impl PlannedCheck {
     /// Run, retrying a failure while attempts and time remain. Returns the last outcome and how
     /// many attempts were made. A retry is only started if it can finish before `deadline`.
-    pub async fn run(&self, targets: Arc<Targets>, deadline: Instant) -> (Outcome, u32) {
+    pub async fn run(
+        &self,
+        targets: Arc<Targets>,
+        ctx: Arc<RunContext>,
+        deadline: Instant,
+    ) -> (Outcome, u32) {
         let mut attempt = 1;
         let mut delay = self.retry_delay;
         loop {
-            let outcome = self.kind.run_once(&targets).await;
+            let outcome = self.kind.run_once(&targets, &ctx, deadline).await;
             if outcome.is_passed() || attempt > self.retries {
                 return (outcome, attempt);
             }
