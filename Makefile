@@ -1,6 +1,7 @@
 # The commands a person and CI both use. Each installs what it needs.
 #
 #   make test     fmt check, clippy (warnings denied), build, every test
+#   make demo     local blue/green rehearsal: paysim blue/green, the three hooks, a good and a bad release
 #   make invoke   run one hook under cargo lambda watch and invoke it with a sample event
 #   make tools    install cargo-lambda into the project venv (.venv, git-ignored)
 
@@ -11,11 +12,13 @@ CARGO_LAMBDA_VERSION := 1.9.2
 HOOK ?= after-allow-test-traffic
 CONFIG ?= examples/local.yaml
 TARGET_MODE ?= healthy
+FAULT ?= idempotency-ignored
+export FAULT
 
 # Never let the AWS SDK wait on the EC2 metadata service on a laptop or CI machine.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: test tools build fmt-check lint unit invoke clean
+.PHONY: test tools build fmt-check lint demo invoke clean
 
 test: tools fmt-check lint build
 	cargo nextest run --workspace --locked --no-fail-fast
@@ -38,6 +41,9 @@ lint:
 # artifacts (a narrower build would resolve other features and compile the AWS SDK again).
 build:
 	cargo build --workspace --all-targets --locked
+
+demo: tools build
+	scripts/demo.sh
 
 invoke: tools build
 	scripts/invoke.sh $(HOOK) $(CONFIG) $(TARGET_MODE)

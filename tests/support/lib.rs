@@ -6,8 +6,10 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
+pub mod alb;
 pub mod codedeploy;
 pub mod lambda;
+pub mod paysim;
 pub mod targets;
 
 use std::time::Duration;

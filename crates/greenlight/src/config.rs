@@ -193,12 +193,12 @@ pub struct StepSpec {
 }
 
 impl StepSpec {
-    /// The step's display name.
+    /// The step's display name: `step create`, `cleanup refund`, `step 2`, `cleanup 1`.
     pub fn label(&self, index: usize, cleanup: bool) -> String {
+        let phase = if cleanup { "cleanup" } else { "step" };
         match &self.name {
-            Some(name) => name.clone(),
-            None if cleanup => format!("cleanup {}", index + 1),
-            None => format!("step {}", index + 1),
+            Some(name) => format!("{phase} {name}"),
+            None => format!("{phase} {}", index + 1),
         }
     }
 }
@@ -460,7 +460,8 @@ impl Config {
             }
         }
         for (name, source) in &self.secrets {
-            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(ConfigError::invalid(
                     "secrets",
@@ -548,7 +549,11 @@ impl Config {
                 return Err(ConfigError::invalid(
                     path,
                     format!("{:?}", check.name),
-                    if kinds == 0 { "the check has no kind" } else { "the check has more than one kind" },
+                    if kinds == 0 {
+                        "the check has no kind"
+                    } else {
+                        "the check has more than one kind"
+                    },
                     "give it exactly one kind key: `http: { ... }` or `scenario: { ... }`",
                 ));
             }
@@ -587,11 +592,23 @@ impl Config {
         Ok(())
     }
 
-    fn validate_step(&self, path: &str, step: &StepSpec, known: &[String]) -> Result<(), ConfigError> {
+    fn validate_step(
+        &self,
+        path: &str,
+        step: &StepSpec,
+        known: &[String],
+    ) -> Result<(), ConfigError> {
         if let Some(target) = &step.target {
             self.validate_target(&format!("{path}.target"), target)?;
         }
-        self.validate_request(path, &step.method, &step.path, &step.headers, step.timeout, &step.expect)?;
+        self.validate_request(
+            path,
+            &step.method,
+            &step.path,
+            &step.headers,
+            step.timeout,
+            &step.expect,
+        )?;
         let bodies = usize::from(step.body.is_some())
             + usize::from(step.json.is_some())
             + usize::from(step.form.is_some());
@@ -605,9 +622,13 @@ impl Config {
         }
         for (variable, source) in &step.capture {
             let valid_name = !variable.is_empty()
-                && variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && variable
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !variable.starts_with(|c: char| c.is_ascii_digit());
-            if !valid_name || ["run_id", "deployment_id", "stage", "secrets"].contains(&variable.as_str()) {
+            if !valid_name
+                || ["run_id", "deployment_id", "stage", "secrets"].contains(&variable.as_str())
+            {
                 return Err(ConfigError::invalid(
                     format!("{path}.capture"),
                     format!("{variable:?}"),
@@ -629,12 +650,19 @@ impl Config {
         }
         // Every templated string may only use variables known at this point.
         let mut texts: Vec<(String, &str)> = vec![(format!("{path}.path"), step.path.as_str())];
-        texts.extend(step.headers.iter().map(|(name, value)| (format!("{path}.headers.{name}"), value.as_str())));
+        texts.extend(
+            step.headers
+                .iter()
+                .map(|(name, value)| (format!("{path}.headers.{name}"), value.as_str())),
+        );
         if let Some(body) = &step.body {
             texts.push((format!("{path}.body"), body));
         }
         if let Some(form) = &step.form {
-            texts.extend(form.iter().map(|(name, value)| (format!("{path}.form.{name}"), value.as_str())));
+            texts.extend(
+                form.iter()
+                    .map(|(name, value)| (format!("{path}.form.{name}"), value.as_str())),
+            );
         }
         if let Some(json) = &step.json {
             let mut strings = Vec::new();
@@ -644,13 +672,20 @@ impl Config {
         for (pointer, value) in &step.expect.json {
             let mut strings = Vec::new();
             collect_strings(value, &mut strings);
-            texts.extend(strings.into_iter().map(|s| (format!("{path}.expect.json.{pointer}"), s)));
+            texts.extend(
+                strings
+                    .into_iter()
+                    .map(|s| (format!("{path}.expect.json.{pointer}"), s)),
+            );
         }
         if let Some(needles) = &step.expect.body_contains {
             match needles {
-                OneOrMany::One(one) => texts.push((format!("{path}.expect.body_contains"), one.as_str())),
+                OneOrMany::One(one) => {
+                    texts.push((format!("{path}.expect.body_contains"), one.as_str()))
+                }
                 OneOrMany::Many(many) => texts.extend(
-                    many.iter().map(|n| (format!("{path}.expect.body_contains"), n.as_str())),
+                    many.iter()
+                        .map(|n| (format!("{path}.expect.body_contains"), n.as_str())),
                 ),
             }
         }
@@ -687,13 +722,23 @@ impl Config {
             path,
             format!("{target:?}"),
             "no such target",
-            format!("use one of the names under `targets:` ({})", known.join(", ")),
+            format!(
+                "use one of the names under `targets:` ({})",
+                known.join(", ")
+            ),
         ))
     }
 
     fn validate_http(&self, path: &str, http: &HttpSpec) -> Result<(), ConfigError> {
         self.validate_target(&format!("{path}.target"), &http.target)?;
-        self.validate_request(path, &http.method, &http.path, &http.headers, http.timeout, &http.expect)
+        self.validate_request(
+            path,
+            &http.method,
+            &http.path,
+            &http.headers,
+            http.timeout,
+            &http.expect,
+        )
     }
 
     fn validate_request(
@@ -986,6 +1031,130 @@ stages:
         for (text, wanted) in cases {
             let e = err(text);
             assert!(e.contains(wanted), "for {text:?}: {e}");
+        }
+    }
+
+    /// The scenario example from issue #3, verbatim.
+    pub(crate) const SCENARIO_EXAMPLE: &str = r#"
+secrets:
+  api_key: { env: PAYSIM_API_KEY }
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: card payment round trip
+        scenario:
+          target: test
+          steps:
+            - name: create
+              method: POST
+              path: /v1/payments
+              headers:
+                Authorization: "Bearer {{secrets.api_key}}"
+                Idempotency-Key: "{{run_id}}-create"
+              json: { amount: 1200, currency: JPY, card_token: tok_visa }
+              expect: { status: 201, json: { /status: captured, /amount: 1200 } }
+              capture: { payment_id: /id }
+            - name: blue reads what green wrote
+              target: prod
+              path: /v1/payments/{{payment_id}}
+              headers: { Authorization: "Bearer {{secrets.api_key}}" }
+              expect: { status: 200, json: { /amount: 1200, /currency: JPY } }
+          cleanup:
+            - method: POST
+              path: /v1/payments/{{payment_id}}/refunds
+              headers: { Authorization: "Bearer {{secrets.api_key}}" }
+"#;
+
+    fn with_targets(text: &str) -> String {
+        format!("targets: {{ test: {{ url: http://a }}, prod: {{ url: http://b }} }}\n{text}")
+    }
+
+    #[test]
+    fn the_documented_scenario_parses() {
+        let config = Config::parse(&with_targets(SCENARIO_EXAMPLE)).unwrap();
+        let check = &config.stage(Stage::AfterAllowTestTraffic).unwrap().checks[0];
+        let scenario = check.scenario.as_ref().unwrap();
+        assert_eq!(scenario.steps.len(), 2);
+        assert_eq!(scenario.steps[1].target.as_deref(), Some("prod"));
+        assert_eq!(scenario.cleanup[0].label(0, true), "cleanup 1");
+        assert_eq!(config.secrets["api_key"].env, "PAYSIM_API_KEY");
+    }
+
+    #[test]
+    fn unknown_or_early_variables_are_config_errors() {
+        let cases = [
+            // A variable nobody defines.
+            (
+                SCENARIO_EXAMPLE.replace("{{run_id}}-create", "{{runid}}-create"),
+                "{{runid}}",
+            ),
+            // A secret that is not declared.
+            (
+                SCENARIO_EXAMPLE.replace(
+                    "secrets.api_key}}\"\n                Idempotency",
+                    "secrets.token}}\"\n                Idempotency",
+                ),
+                "{{secrets.token}}",
+            ),
+            // A capture used before the step that captures it.
+            (
+                SCENARIO_EXAMPLE.replace(
+                    "path: /v1/payments\n",
+                    "path: /v1/payments/{{payment_id}}\n",
+                ),
+                "steps[0].path",
+            ),
+        ];
+        for (text, wanted) in cases {
+            let e = err(&with_targets(&text));
+            assert!(
+                e.contains("unknown variable") && e.contains(wanted),
+                "{wanted}: {e}"
+            );
+        }
+        let e = err(&with_targets(
+            &SCENARIO_EXAMPLE.replace("{{run_id}}-create", "{{ run_id"),
+        ));
+        assert!(e.contains("not a valid template"), "{e}");
+    }
+
+    #[test]
+    fn scenario_steps_are_checked_like_http_checks() {
+        let cases = [
+            (
+                SCENARIO_EXAMPLE.replace("target: prod", "target: blue"),
+                "steps[1].target",
+            ),
+            (
+                SCENARIO_EXAMPLE.replace(
+                    "capture: { payment_id: /id }",
+                    "capture: { payment_id: id }",
+                ),
+                "JSON pointer",
+            ),
+            (
+                SCENARIO_EXAMPLE
+                    .replace("capture: { payment_id: /id }", "capture: { run_id: /id }"),
+                "not a usable variable name",
+            ),
+            (
+                SCENARIO_EXAMPLE.replace(
+                    "json: { amount: 1200, currency: JPY, card_token: tok_visa }",
+                    "json: {}\n              form: { a: b }",
+                ),
+                "more than one of body, json and form",
+            ),
+            (
+                SCENARIO_EXAMPLE.replace(
+                    "      - name: card payment round trip\n",
+                    "      - name: card payment round trip\n        http: { target: test }\n",
+                ),
+                "more than one kind",
+            ),
+        ];
+        for (text, wanted) in cases {
+            let e = err(&with_targets(&text));
+            assert!(e.contains(wanted), "{wanted}: {e}");
         }
     }
 

@@ -19,8 +19,8 @@ pub mod report;
 pub mod run;
 pub mod stage;
 pub mod suite;
-pub mod template;
 pub mod telemetry;
+pub mod template;
 pub mod verdict;
 
 pub use config::Config;

@@ -55,7 +55,12 @@ fn plan_check(
 ) -> Result<PlannedCheck, ConfigError> {
     let (kind, default_retries) = match (&spec.http, &spec.scenario) {
         (Some(http), None) => (
-            CheckKind::Http(plan_http(config, targets, http, &format!("{path}.http"))?),
+            CheckKind::Http(Box::new(plan_http(
+                config,
+                targets,
+                http,
+                &format!("{path}.http"),
+            )?)),
             config.defaults.retries,
         ),
         // A scenario is not retried unless it asks to be: a retry would replay payments that

@@ -92,7 +92,9 @@ impl Vars {
     }
 
     fn has(&self, name: &str) -> bool {
-        self.captures.contains_key(name) || self.values.contains_key(name) || name.starts_with("secrets.")
+        self.captures.contains_key(name)
+            || self.values.contains_key(name)
+            || name.starts_with("secrets.")
     }
 
     /// Render every string inside a JSON value.
@@ -145,12 +147,18 @@ mod tests {
     fn renders_values_and_refuses_undefined_ones() {
         let mut vars = vars();
         assert_eq!(vars.render("{{run_id}}-create").unwrap(), "gl-1-create");
-        assert_eq!(vars.render("Bearer {{secrets.api_key}}").unwrap(), "Bearer sk_test_1");
+        assert_eq!(
+            vars.render("Bearer {{secrets.api_key}}").unwrap(),
+            "Bearer sk_test_1"
+        );
         let err = vars.render("/v1/payments/{{payment_id}}").unwrap_err();
         assert!(err.contains("payment_id"), "{err}");
         assert!(!vars.can_render("/v1/payments/{{payment_id}}"));
         vars.capture("payment_id", "pay_9".into());
-        assert_eq!(vars.render("/v1/payments/{{payment_id}}").unwrap(), "/v1/payments/pay_9");
+        assert_eq!(
+            vars.render("/v1/payments/{{payment_id}}").unwrap(),
+            "/v1/payments/pay_9"
+        );
         // Nothing is HTML-escaped.
         vars.capture("odd", "<a&b>".into());
         assert_eq!(vars.render("{{odd}}").unwrap(), "<a&b>");
@@ -161,8 +169,13 @@ mod tests {
         let mut vars = vars();
         vars.capture("id", "pay_1".into());
         let out = vars
-            .render_json(&serde_json::json!({"ref": "{{id}}", "amount": 1200, "tags": ["{{stage}}"]}))
+            .render_json(
+                &serde_json::json!({"ref": "{{id}}", "amount": 1200, "tags": ["{{stage}}"]}),
+            )
             .unwrap();
-        assert_eq!(out, serde_json::json!({"ref": "pay_1", "amount": 1200, "tags": ["AfterAllowTestTraffic"]}));
+        assert_eq!(
+            out,
+            serde_json::json!({"ref": "pay_1", "amount": 1200, "tags": ["AfterAllowTestTraffic"]})
+        );
     }
 }

@@ -45,8 +45,8 @@ pub struct PlannedCheck {
 /// The kinds of check.
 #[derive(Debug, Clone)]
 pub enum CheckKind {
-    /// One HTTP request.
-    Http(http::HttpCheck),
+    /// One HTTP request (boxed: a resolved request is far larger than a scenario's two lists).
+    Http(Box<http::HttpCheck>),
     /// Ordered steps with captures and cleanup.
     Scenario(scenario::ScenarioCheck),
 }

@@ -29,7 +29,7 @@ pub struct ScenarioCheck {
 /// One planned step; its strings are still templates.
 #[derive(Debug, Clone)]
 pub struct Step {
-    /// `create`, `step 2`, `cleanup 1`.
+    /// `step create`, `step 2`, `cleanup 1`.
     pub label: String,
     /// Target name.
     pub target: String,
@@ -99,8 +99,11 @@ impl ScenarioCheck {
         for step in &self.steps {
             if Instant::now() + step.timeout > steps_deadline {
                 failures.push(Mismatch::new(
-                    format!("step {}", step.label),
-                    format!("time to run (up to {})", humantime::format_duration(step.timeout)),
+                    step.label.clone(),
+                    format!(
+                        "time to run (up to {})",
+                        humantime::format_duration(step.timeout)
+                    ),
                     "the stage budget ran out before it could start (cleanup time kept back)",
                 ));
                 break;
@@ -165,7 +168,9 @@ impl Step {
 
     /// Whether every variable this step uses has a value.
     fn ready(&self, vars: &Vars) -> bool {
-        self.templates().into_iter().all(|text| vars.can_render(text))
+        self.templates()
+            .into_iter()
+            .all(|text| vars.can_render(text))
     }
 
     fn render(&self, targets: &Targets, vars: &Vars) -> Result<(Request, Expect), String> {
@@ -235,7 +240,7 @@ impl Step {
     }
 
     async fn execute(&self, targets: &Targets, vars: &mut Vars) -> StepResult {
-        let prefix = format!("step {}", self.label);
+        let prefix = &self.label;
         let (request, expect) = match self.render(targets, vars) {
             Ok(rendered) => rendered,
             Err(problem) => {
@@ -264,7 +269,11 @@ impl Step {
             Err(SendError::Timeout(timeout)) => {
                 let (expected, actual) = SendError::timeout_texts(timeout);
                 return StepResult {
-                    failures: vec![Mismatch::new(format!("{prefix}: response"), expected, actual)],
+                    failures: vec![Mismatch::new(
+                        format!("{prefix}: response"),
+                        expected,
+                        actual,
+                    )],
                     error: None,
                 };
             }
@@ -307,8 +316,9 @@ impl Step {
                 )),
             }
         }
-        if let Outcome::Failed { failures: mismatches } =
-            judge(&expect, &response, self.max_body_bytes)
+        if let Outcome::Failed {
+            failures: mismatches,
+        } = judge(&expect, &response, self.max_body_bytes)
         {
             failures.extend(mismatches.into_iter().map(|m| Mismatch {
                 what: format!("{prefix}: {}", m.what),

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# A local blue/green rehearsal: paysim blue (v1) and green (v2) on one database behind a local
+# ALB, the three real hook binaries under `cargo lambda watch`, invoked in CodeDeploy's order
+# with `cargo lambda invoke`, reporting to a local CodeDeploy that prints what it receives.
+# First a good release, then a broken green (FAULT, default idempotency-ignored): see where
+# greenlight stops it and why. Everything started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fault=${FAULT:-idempotency-ignored}
+prod_port=${PROD_PORT:-8080}
+test_port=${TEST_PORT:-8443}
+watch_port=${WATCH_PORT:-9000}
+codedeploy_port=${CODEDEPLOY_PORT:-9901}
+config=${CONFIG:-examples/payments.yaml}
+bin=target/debug
+cargo_lambda=.venv/bin/cargo-lambda
+export PAYSIM_API_KEY=${PAYSIM_API_KEY:-sk_test_demo_$(date +%s)}
+hooks=(after-allow-test-traffic before-allow-traffic after-allow-traffic)
+stages=(AfterAllowTestTraffic BeforeAllowTraffic AfterAllowTraffic)
+
+for tool in "$cargo_lambda" "$bin/paysim" "$bin/fake-alb" "$bin/fake-codedeploy" "${hooks[@]/#/$bin/}"; do
+  [ -x "$tool" ] || { echo "$tool is missing: run 'make demo' (it builds and installs what it needs)" >&2; exit 2; }
+done
+# The shipped suite names the ALB listeners 127.0.0.1:8080 (prod) and :8443 (test).
+if [ "$prod_port" != 8080 ] || [ "$test_port" != 8443 ]; then
+  generated=$(mktemp); sed -e "s/127.0.0.1:8443/127.0.0.1:$test_port/; s/127.0.0.1:8080/127.0.0.1:$prod_port/" "$config" > "$generated"; config=$generated
+fi
+
+work=$(mktemp -d)
+logs=target/demo
+mkdir -p "$logs"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$prod_port:PROD_PORT" "$test_port:TEST_PORT" "$watch_port:WATCH_PORT" "$codedeploy_port:CODEDEPLOY_PORT"; do
+  if busy "${p%%:*}"; then echo "127.0.0.1:${p%%:*} is already in use; set ${p##*:} to a free port" >&2; exit 1; fi
+done
+wait_port() {
+  for _ in $(seq 1 300); do busy "$1" && return 0; sleep 0.1; done
+  echo "$2 did not start listening on 127.0.0.1:$1" >&2; exit 1
+}
+
+# paysim prints "paysim vN listening on http://127.0.0.1:PORT (fault: ...)"; start it on a free
+# port and return that port.
+start_paysim() { # version fault
+  local log="$work/paysim-$1-$RANDOM.log" args=(--version "$1" --port 0 --db "$work/paysim.db")
+  [ -n "$2" ] && args+=(--fault "$2")
+  "$bin/paysim" "${args[@]}" > "$log" 2>&1 & pids+=($!)
+  for _ in $(seq 1 300); do
+    port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
+    [ -n "$port" ] && { echo "$port"; return 0; }
+    sleep 0.1
+  done
+  echo "paysim $1 did not start:" >&2; cat "$log" >&2; exit 1
+}
+
+start_alb() { # blue green
+  "$bin/fake-alb" --prod-port "$prod_port" --test-port "$test_port" --blue "$1" --green "$2" & alb_pid=$!; pids+=($alb_pid)
+  wait_port "$prod_port" "the local ALB"; wait_port "$test_port" "the local ALB"
+}
+
+"$bin/fake-codedeploy" --port "$codedeploy_port" & pids+=($!)
+"$cargo_lambda" lambda watch --only-lambda-apis --invoke-address 127.0.0.1 --invoke-port "$watch_port" >/dev/null 2>&1 & pids+=($!)
+wait_port "$codedeploy_port" fake-codedeploy
+wait_port "$watch_port" "cargo lambda watch"
+
+for hook in "${hooks[@]}"; do
+  env -i PATH="$PATH" \
+    AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$watch_port/.rt/$hook" \
+    AWS_LAMBDA_FUNCTION_NAME="$hook" AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
+    AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true \
+    AWS_ENDPOINT_URL_CODEDEPLOY="http://127.0.0.1:$codedeploy_port" \
+    GREENLIGHT_CONFIG="file:$config" PAYSIM_API_KEY="$PAYSIM_API_KEY" \
+    "$bin/$hook" > "$logs/$hook.log" 2>&1 & pids+=($!)
+done
+echo "hook logs (JSON lines, as CloudWatch would get them): $logs/"
+
+show() { # result-file stage
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+result = json.load(open(sys.argv[1]))
+report = result["report"]
+mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}
+print(f"  {sys.argv[2]}: {result['status']} (CodeDeploy {result['delivery']}), {report['duration_ms']} ms")
+for check in report["checks"]:
+    print(f"    {mark[check['outcome']]:5}  {check['name']}")
+    if check["outcome"] != "passed":
+        for part in check["message"].split("; "):
+            print(f"           {part}")
+sys.exit(0 if result["status"] == "Succeeded" else 3)
+PY
+}
+
+# Run the hooks in CodeDeploy's order; production traffic moves to green before
+# AfterAllowTraffic. Returns 1 at the first Failed stage (CodeDeploy rolls back there).
+deploy() { # name
+  local i
+  for i in 0 1 2; do
+    if [ "$i" -eq 2 ]; then
+      kill -USR1 "$alb_pid"; sleep 0.2
+    fi
+    local id="$1-${stages[$i]}-$(date +%s%N)"
+    "$cargo_lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$watch_port" --output-format json \
+      --data-ascii "{\"DeploymentId\":\"d-$1\",\"LifecycleEventHookExecutionId\":\"$id\"}" "${hooks[$i]}" > "$work/result.json"
+    if ! show "$work/result.json" "${stages[$i]}"; then
+      echo "  => CodeDeploy rolls back at ${stages[$i]}: production keeps serving blue."
+      return 1
+    fi
+  done
+  echo "  => all hooks passed: the release is live."
+}
+
+unrefunded() {
+  python3 - "$1" <<'PY'
+import json, os, sys, urllib.request
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/v1/payments?limit=100",
+                             headers={"Authorization": "Bearer " + os.environ["PAYSIM_API_KEY"]})
+payments = json.load(urllib.request.urlopen(req, timeout=10))["data"]
+open_ = [p["id"] for p in payments if p["status"] in ("captured", "authorized")]
+print(f"  test payments created: {len(payments)}, left unrefunded: {len(open_)}")
+PY
+}
+
+echo
+echo "== Release 1: a good green (paysim v2) =="
+blue=$(start_paysim v1 "")
+green=$(start_paysim v2 "")
+start_alb "$blue" "$green"
+deploy good || true
+unrefunded "$green"
+
+echo
+echo "== Release 2: a broken green (paysim v2 --fault $fault) =="
+kill "$alb_pid" 2>/dev/null || true; wait "$alb_pid" 2>/dev/null || true
+auditor=$green
+green=$(start_paysim v2 "$fault")
+start_alb "$blue" "$green"
+if deploy broken; then
+  echo "  !! the fault '$fault' was not caught" >&2; exit 1
+fi
+unrefunded "$auditor"

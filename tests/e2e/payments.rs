@@ -1,0 +1,326 @@
+//! The shipped payments suite (`examples/payments.yaml`) against paysim blue (v1) and green (v2)
+//! behind a local ALB, run stage by stage in CodeDeploy's order as separate `greenlight check`
+//! processes (as separate hook functions would be): a healthy green passes every time, every
+//! fault is caught at its stage with a message that names it, and no test payment is left
+//! unrefunded either way.
+
+// Test helpers panic on purpose: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use greenlight_e2e::alb::Alb;
+use greenlight_e2e::lambda::{binary, workspace_root};
+use greenlight_e2e::paysim::{API_KEY, Paysim};
+use serde_json::Value;
+
+const STAGES: [&str; 3] = [
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+];
+
+/// Blue, green and the ALB in front of them, on one shared database.
+struct Release {
+    /// Kept running for the ALB's production listener.
+    _blue: Paysim,
+    green: Paysim,
+    alb: Alb,
+    config: tempfile::NamedTempFile,
+    db: tempfile::TempDir,
+}
+
+impl Release {
+    async fn start(fault: Option<&str>) -> Release {
+        let db = tempfile::tempdir().unwrap();
+        let file = db.path().join("paysim.db");
+        let blue = Paysim::start("v1", &file, None).await;
+        let green = Paysim::start("v2", &file, fault).await;
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let alb = Alb::start(any, any, blue.addr, green.addr).await;
+        // The shipped suite, pointed at this rehearsal's listeners.
+        let shipped =
+            std::fs::read_to_string(workspace_root().join("examples/payments.yaml")).unwrap();
+        assert!(shipped.contains("127.0.0.1:8443") && shipped.contains("127.0.0.1:8080"));
+        let config = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            config.path(),
+            shipped
+                .replace("127.0.0.1:8443", &alb.test.to_string())
+                .replace("127.0.0.1:8080", &alb.prod.to_string()),
+        )
+        .unwrap();
+        Release {
+            _blue: blue,
+            green,
+            alb,
+            config,
+            db,
+        }
+    }
+
+    /// Run one stage as its hook would; returns the JSON report.
+    async fn stage(&self, stage: &str, run_id: &str) -> Value {
+        let output = tokio::process::Command::new(binary("greenlight"))
+            .args([
+                "check", "--format", "json", "--stage", stage, "--run-id", run_id, "--config",
+            ])
+            .arg(self.config.path())
+            .env("PAYSIM_API_KEY", API_KEY)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("no JSON report ({e}): {output:?}"));
+        let shown = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            !shown.contains(API_KEY),
+            "the API key leaked into the report: {shown}"
+        );
+        let expected_code = if report["verdict"] == "passed" { 0 } else { 1 };
+        assert_eq!(output.status.code(), Some(expected_code), "{output:?}");
+        report
+    }
+
+    /// The hooks in CodeDeploy's order, shifting production traffic before AfterAllowTraffic;
+    /// stops at the first failed stage (CodeDeploy rolls back there).
+    async fn deploy(&self, run_id: &str) -> Vec<Value> {
+        self.alb.reset();
+        let mut reports = Vec::new();
+        for stage in STAGES {
+            if stage == "AfterAllowTraffic" {
+                self.alb.shift_production();
+            }
+            let report = self.stage(stage, run_id).await;
+            let failed = report["verdict"] == "failed";
+            reports.push(report);
+            if failed {
+                break;
+            }
+        }
+        reports
+    }
+
+    /// Payments still holding money: captured or authorized and never refunded or voided.
+    /// Read through a fresh healthy v2, which reads every row whichever version wrote it.
+    async fn unrefunded(&self) -> Vec<Value> {
+        let auditor = Paysim::start("v2", &self.db.path().join("paysim.db"), None).await;
+        auditor
+            .payments()
+            .await
+            .into_iter()
+            .filter(|p| matches!(p["status"].as_str(), Some("captured" | "authorized")))
+            .collect()
+    }
+}
+
+fn failed_checks(report: &Value) -> Vec<(String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] != "passed" && c["required"] == true)
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_healthy_green_passes_20_runs_out_of_20_and_leaves_nothing_behind() {
+    let release = Release::start(None).await;
+    for run in 1..=20 {
+        let reports = release.deploy(&format!("gl-healthy-{run:02}")).await;
+        assert_eq!(
+            reports.len(),
+            3,
+            "run {run} stopped early: {:#}",
+            reports.last().unwrap()
+        );
+        for report in &reports {
+            assert_eq!(report["verdict"], "passed", "run {run}: {:#}", report);
+        }
+        // A run creates six payments, so the newest 100 hold all of this run's.
+        let payments = release.green.payments().await;
+        let open: Vec<&Value> = payments
+            .iter()
+            .filter(|p| matches!(p["status"].as_str(), Some("captured" | "authorized")))
+            .collect();
+        assert!(
+            open.is_empty(),
+            "run {run} left unrefunded payments: {open:#?}"
+        );
+    }
+    // The suite really moved money through both versions.
+    let payments = release.green.payments().await;
+    assert_eq!(
+        payments.len(),
+        100,
+        "at least the list's cap of 100 payments"
+    );
+    assert!(payments.iter().any(|p| p["created_by"] == "v1"));
+    assert!(payments.iter().any(|p| p["created_by"] == "v2"));
+}
+
+#[tokio::test]
+async fn a_retried_hook_replays_instead_of_charging_twice() {
+    let release = Release::start(None).await;
+    let first = release.stage("AfterAllowTestTraffic", "gl-retry").await;
+    let before = release.green.payments().await.len();
+    let second = release.stage("AfterAllowTestTraffic", "gl-retry").await;
+    assert_eq!(first["verdict"], "passed");
+    assert_eq!(second["verdict"], "passed", "{second:#}");
+    assert_eq!(
+        release.green.payments().await.len(),
+        before,
+        "the retry created payments"
+    );
+}
+
+/// Deploy a green with `fault`; it must stop at `stage`, in `check`, with `hint` in the message.
+async fn fault_is_caught(fault: &str, stage: &str, check: Option<&str>, hint: &str) {
+    let release = Release::start(Some(fault)).await;
+    let reports = release
+        .deploy(&format!("gl-fault-{}", fault.replace('=', "-")))
+        .await;
+    let last = reports.last().unwrap();
+    assert_eq!(
+        last["verdict"], "failed",
+        "{fault} was not caught: {reports:#?}"
+    );
+    assert_eq!(
+        last["stage"], stage,
+        "{fault} caught at the wrong stage: {last:#}"
+    );
+    let failed = failed_checks(last);
+    let named = failed
+        .iter()
+        .any(|(name, message)| check.is_none_or(|wanted| name == wanted) && message.contains(hint));
+    assert!(
+        named,
+        "{fault}: wanted {check:?} with {hint:?}, got {failed:#?}"
+    );
+    let left = release.unrefunded().await;
+    assert!(
+        left.is_empty(),
+        "{fault} left unrefunded payments: {left:#?}"
+    );
+}
+
+#[tokio::test]
+async fn fault_health_500_is_caught() {
+    fault_is_caught(
+        "health-500",
+        "AfterAllowTestTraffic",
+        Some("green health and version"),
+        "got 500",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fault_slow_is_caught() {
+    fault_is_caught(
+        "slow",
+        "AfterAllowTestTraffic",
+        Some("green answers fast"),
+        "latency",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fault_refunds_fail_is_caught() {
+    fault_is_caught(
+        "refunds-fail",
+        "AfterAllowTestTraffic",
+        Some("card payment round trip on green"),
+        "step refund: status",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fault_idempotency_ignored_is_caught() {
+    fault_is_caught(
+        "idempotency-ignored",
+        "AfterAllowTestTraffic",
+        Some("card payment round trip on green"),
+        "step idempotent replay",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fault_jpy_scaled_is_caught() {
+    fault_is_caught(
+        "jpy-scaled",
+        "AfterAllowTestTraffic",
+        Some("amount integrity (JPY has no minor unit)"),
+        "expected 1200, got 120000",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fault_contract_migration_is_caught() {
+    fault_is_caught(
+        "contract-migration",
+        "BeforeAllowTraffic",
+        Some("green writes, blue reads"),
+        "step blue reads it: status: expected 200, got 500",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fault_crash_after_n_requests_is_caught() {
+    // Green dies after three requests; the ALB answers 502 for it from then on.
+    fault_is_caught("crash-after=3", "AfterAllowTestTraffic", None, "got 502").await;
+}
+
+#[tokio::test]
+async fn make_demo_passes_a_good_release_and_stops_a_broken_one() {
+    use greenlight_e2e::lambda::free_port;
+    let output = tokio::process::Command::new(workspace_root().join("scripts/demo.sh"))
+        .env("FAULT", "jpy-scaled")
+        .env("PROD_PORT", free_port().to_string())
+        .env("TEST_PORT", free_port().to_string())
+        .env("WATCH_PORT", free_port().to_string())
+        .env("CODEDEPLOY_PORT", free_port().to_string())
+        .current_dir(workspace_root())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(180), output)
+        .await
+        .expect("scripts/demo.sh took over 3 minutes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("all hooks passed: the release is live"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(traffic shifted)"), "{stdout}");
+    assert!(
+        stdout.contains("CodeDeploy rolls back at AfterAllowTestTraffic"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected 1200, got 120000"), "{stdout}");
+    assert_eq!(stdout.matches("left unrefunded: 0").count(), 2, "{stdout}");
+    // The local CodeDeploy received the reports: three Succeeded, then one Failed.
+    assert_eq!(
+        stdout.matches("status=Succeeded -> 200 accepted").count(),
+        3,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("status=Failed -> 200 accepted").count(),
+        1,
+        "{stdout}"
+    );
+}
