@@ -441,8 +441,10 @@ async fn secrets_and_card_numbers_never_reach_logs_or_reports() {
     let rig = Rig::start().await;
     let leaky = Target::start(Behaviour::EchoSecrets).await;
     let secret = "sk_test_GREENLIGHTSECRET123";
+    let from_env = "sk_test_FROMTHEENVIRONMENT456";
     let config = format!(
         r#"
+secrets: {{ token: {{ env: GREENLIGHT_TEST_TOKEN }} }}
 targets: {{ test: {{ url: "{}" }} }}
 defaults: {{ retries: 0 }}
 stages:
@@ -453,22 +455,41 @@ stages:
           target: test
           headers: {{ Authorization: "Bearer {secret}", Cookie: "session=abcdef123456" }}
           expect: {{ json: {{ /status: ok }}, body_contains: "never there" }}
+      - name: echoes a secret from the environment
+        http:
+          target: test
+          headers: {{ Authorization: "Bearer {{{{secrets.token}}}}" }}
+          expect: {{ body_contains: "never there" }}
 "#,
         leaky.url()
     );
-    let hook = rig.hook("after-allow-test-traffic", Some(&config));
+    let hook = rig.emulator.function(
+        "after-allow-test-traffic",
+        &[
+            ("AWS_ENDPOINT_URL_CODEDEPLOY", rig.codedeploy.url().as_str()),
+            ("GREENLIGHT_CONFIG", config.as_str()),
+            ("GREENLIGHT_TEST_TOKEN", from_env),
+        ],
+    );
     let invocation = hook.invoke_file("after-allow-test-traffic.json").await;
     assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
     assert_eq!(invocation.json()["status"], "Failed");
-    // The secret really was sent, and really came back in the body…
-    assert_eq!(
-        leaky.seen()[0].headers["authorization"],
-        format!("Bearer {secret}").as_str()
-    );
+    // The secrets really were sent, and really came back in the bodies…
+    let sent: Vec<String> = leaky
+        .seen()
+        .iter()
+        .map(|s| s.headers["authorization"].to_str().unwrap().to_owned())
+        .collect();
+    assert!(sent.contains(&format!("Bearer {secret}")), "{sent:?}");
+    assert!(sent.contains(&format!("Bearer {from_env}")), "{sent:?}");
     // …but nothing that leaves the process carries it, or the card number.
     let logs = hook.logs();
     for text in [&logs, &invocation.stdout, &invocation.stderr] {
         assert!(!text.contains(secret), "secret leaked: {text}");
+        assert!(
+            !text.contains(from_env),
+            "secret from the environment leaked: {text}"
+        );
         assert!(
             !text.contains("4242424242424242"),
             "card number leaked: {text}"

@@ -217,3 +217,38 @@ async fn cleanup_runs_when_the_budget_runs_out() {
     let payments = api.paysim.payments().await;
     assert_eq!(payments[0]["status"], "refunded", "{payments:#?}");
 }
+
+#[tokio::test]
+async fn headers_can_be_captured_and_used_later() {
+    let api = paysim().await;
+    let report = run(
+        &api,
+        &format!(
+            r#"          target: test
+          steps:
+            - name: create
+              method: POST
+              path: /v1/payments
+              headers: {{ {auth}, Idempotency-Key: "{{{{run_id}}}}-e" }}
+              json: {{ amount: 100, currency: USD, card_token: tok_visa }}
+              capture: {{ payment_id: /id, kind: "header:Content-Type" }}
+            - name: use the header
+              path: /v1/payments/{{{{payment_id}}}}
+              headers: {{ {auth} }}
+              expect: {{ body_contains: "{{{{kind}}}} is not in the body" }}
+          cleanup:
+            - method: POST
+              path: /v1/payments/{{{{payment_id}}}}/refunds
+              headers: {{ {auth} }}
+"#,
+            auth = auth()
+        ),
+        Duration::from_secs(30),
+    )
+    .await;
+    let text = message(&report);
+    assert!(
+        text.contains(r#"step use the header: body: expected to contain "application/json is not in the body""#),
+        "{text}"
+    );
+}

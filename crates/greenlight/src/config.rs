@@ -577,11 +577,7 @@ impl Config {
                 "add steps, or use an `http` check for a single request",
             ));
         }
-        let mut known: Vec<String> = ["run_id", "deployment_id", "stage"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain(self.secrets.keys().map(|name| format!("secrets.{name}")))
-            .collect();
+        let mut known = self.base_variables();
         for (list, steps) in [("steps", &scenario.steps), ("cleanup", &scenario.cleanup)] {
             for (index, step) in steps.iter().enumerate() {
                 let step_path = format!("{path}.{list}[{index}]");
@@ -648,69 +644,25 @@ impl Config {
                 ));
             }
         }
-        // Every templated string may only use variables known at this point.
-        let mut texts: Vec<(String, &str)> = vec![(format!("{path}.path"), step.path.as_str())];
-        texts.extend(
-            step.headers
-                .iter()
-                .map(|(name, value)| (format!("{path}.headers.{name}"), value.as_str())),
+        let texts = request_texts(
+            path,
+            &step.path,
+            &step.headers,
+            step.body.as_ref(),
+            step.json.as_ref(),
+            step.form.as_ref(),
+            &step.expect,
         );
-        if let Some(body) = &step.body {
-            texts.push((format!("{path}.body"), body));
-        }
-        if let Some(form) = &step.form {
-            texts.extend(
-                form.iter()
-                    .map(|(name, value)| (format!("{path}.form.{name}"), value.as_str())),
-            );
-        }
-        if let Some(json) = &step.json {
-            let mut strings = Vec::new();
-            collect_strings(json, &mut strings);
-            texts.extend(strings.into_iter().map(|s| (format!("{path}.json"), s)));
-        }
-        for (pointer, value) in &step.expect.json {
-            let mut strings = Vec::new();
-            collect_strings(value, &mut strings);
-            texts.extend(
-                strings
-                    .into_iter()
-                    .map(|s| (format!("{path}.expect.json.{pointer}"), s)),
-            );
-        }
-        if let Some(needles) = &step.expect.body_contains {
-            match needles {
-                OneOrMany::One(one) => {
-                    texts.push((format!("{path}.expect.body_contains"), one.as_str()))
-                }
-                OneOrMany::Many(many) => texts.extend(
-                    many.iter()
-                        .map(|n| (format!("{path}.expect.body_contains"), n.as_str())),
-                ),
-            }
-        }
-        for (field, text) in texts {
-            let used = crate::template::variables(text).map_err(|problem| {
-                ConfigError::invalid(
-                    field.clone(),
-                    format!("{text:?}"),
-                    format!("not a valid template: {problem}"),
-                    "write variables as {{name}}, e.g. {{payment_id}} or {{secrets.api_key}}",
-                )
-            })?;
-            if let Some(unknown) = used.iter().find(|name| !known.contains(name)) {
-                return Err(ConfigError::invalid(
-                    field,
-                    format!("{{{{{unknown}}}}}"),
-                    "unknown variable",
-                    format!(
-                        "use one of: {} (a capture is usable only in the steps after the one that captures it; secrets are declared under `secrets:`)",
-                        known.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        check_variables(texts, known)
+    }
+
+    /// The variables every check can use: `run_id`, `deployment_id`, `stage`, `secrets.NAME`.
+    fn base_variables(&self) -> Vec<String> {
+        ["run_id", "deployment_id", "stage"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(self.secrets.keys().map(|name| format!("secrets.{name}")))
+            .collect()
     }
 
     fn validate_target(&self, path: &str, target: &str) -> Result<(), ConfigError> {
@@ -731,6 +683,16 @@ impl Config {
 
     fn validate_http(&self, path: &str, http: &HttpSpec) -> Result<(), ConfigError> {
         self.validate_target(&format!("{path}.target"), &http.target)?;
+        let texts = request_texts(
+            path,
+            &http.path,
+            &http.headers,
+            http.body.as_ref(),
+            None,
+            None,
+            &http.expect,
+        );
+        check_variables(texts, &self.base_variables())?;
         self.validate_request(
             path,
             &http.method,
@@ -834,6 +796,83 @@ impl Config {
     pub fn stage(&self, stage: Stage) -> Result<&StageConfig, ConfigError> {
         self.stages.get(stage).ok_or(ConfigError::NoStage { stage })
     }
+}
+
+/// Every templated string of a request, with the field it sits in.
+fn request_texts<'a>(
+    path: &str,
+    request_path: &'a str,
+    headers: &'a BTreeMap<String, String>,
+    body: Option<&'a String>,
+    json: Option<&'a serde_json::Value>,
+    form: Option<&'a BTreeMap<String, String>>,
+    expect: &'a Expect,
+) -> Vec<(String, &'a str)> {
+    let mut texts: Vec<(String, &str)> = vec![(format!("{path}.path"), request_path)];
+    texts.extend(
+        headers
+            .iter()
+            .map(|(name, value)| (format!("{path}.headers.{name}"), value.as_str())),
+    );
+    if let Some(body) = body {
+        texts.push((format!("{path}.body"), body));
+    }
+    if let Some(form) = form {
+        texts.extend(
+            form.iter()
+                .map(|(name, value)| (format!("{path}.form.{name}"), value.as_str())),
+        );
+    }
+    if let Some(json) = json {
+        let mut strings = Vec::new();
+        collect_strings(json, &mut strings);
+        texts.extend(strings.into_iter().map(|s| (format!("{path}.json"), s)));
+    }
+    for (pointer, value) in &expect.json {
+        let mut strings = Vec::new();
+        collect_strings(value, &mut strings);
+        texts.extend(
+            strings
+                .into_iter()
+                .map(|s| (format!("{path}.expect.json.{pointer}"), s)),
+        );
+    }
+    match &expect.body_contains {
+        Some(OneOrMany::One(one)) => texts.push((format!("{path}.expect.body_contains"), one)),
+        Some(OneOrMany::Many(many)) => texts.extend(
+            many.iter()
+                .map(|n| (format!("{path}.expect.body_contains"), n.as_str())),
+        ),
+        None => {}
+    }
+    texts
+}
+
+/// Every template parses and uses only `known` variables.
+fn check_variables(texts: Vec<(String, &str)>, known: &[String]) -> Result<(), ConfigError> {
+    for (field, text) in texts {
+        let used = crate::template::variables(text).map_err(|problem| {
+            ConfigError::invalid(
+                field.clone(),
+                format!("{text:?}"),
+                format!("not a valid template: {problem}"),
+                "write variables as {{name}}, e.g. {{payment_id}} or {{secrets.api_key}}",
+            )
+        })?;
+        if let Some(unknown) = used.iter().find(|name| !known.iter().any(|k| k == *name)) {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{{{{{unknown}}}}}"),
+                "unknown variable",
+                format!(
+                    "use one of: {} (a capture is usable only in the steps after the one that \
+                     captures it; secrets are declared under `secrets:`)",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every string inside a JSON value (the templated parts of a JSON body or expectation).
@@ -1116,6 +1155,17 @@ stages:
             &SCENARIO_EXAMPLE.replace("{{run_id}}-create", "{{ run_id"),
         ));
         assert!(e.contains("not a valid template"), "{e}");
+    }
+
+    #[test]
+    fn http_checks_may_use_run_variables_but_not_captures() {
+        let ok = "targets: { t: { url: http://a } }\nsecrets: { k: { env: K } }\nstages: { AfterAllowTraffic: { checks: [ { name: x, http: { target: t, path: \"/{{run_id}}\", headers: { X-K: \"{{secrets.k}}\" } } } ] } }";
+        Config::parse(ok).unwrap();
+        let e = err(&ok.replace("{{run_id}}", "{{payment_id}}"));
+        assert!(
+            e.contains("http.path") && e.contains("unknown variable"),
+            "{e}"
+        );
     }
 
     #[test]

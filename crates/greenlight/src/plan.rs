@@ -10,6 +10,7 @@ use crate::client::Targets;
 use crate::config::{CheckSpec, Config, HttpSpec, ScenarioSpec, StepSpec};
 use crate::error::ConfigError;
 use crate::stage::Stage;
+use crate::template::Vars;
 
 /// What a stage will run.
 #[derive(Debug, Clone)]
@@ -24,7 +25,14 @@ pub struct Plan {
 
 impl Plan {
     /// Resolve a stage's checks. Fails only on what validation could not see.
-    pub fn build(config: &Config, targets: &Targets, stage: Stage) -> Result<Plan, ConfigError> {
+    /// `vars` renders the templated values of `http` checks (`{{run_id}}`, `{{secrets.x}}`);
+    /// scenarios render theirs step by step, as captures arrive.
+    pub fn build(
+        config: &Config,
+        targets: &Targets,
+        stage: Stage,
+        vars: &Vars,
+    ) -> Result<Plan, ConfigError> {
         let stage_config = config.stage(stage)?;
         let checks = stage_config
             .checks
@@ -35,6 +43,7 @@ impl Plan {
                     config,
                     targets,
                     spec,
+                    vars,
                     &format!("stages.{stage}.checks[{index}]"),
                 )
             })
@@ -51,6 +60,7 @@ fn plan_check(
     config: &Config,
     targets: &Targets,
     spec: &CheckSpec,
+    vars: &Vars,
     path: &str,
 ) -> Result<PlannedCheck, ConfigError> {
     let (kind, default_retries) = match (&spec.http, &spec.scenario) {
@@ -59,6 +69,7 @@ fn plan_check(
                 config,
                 targets,
                 http,
+                vars,
                 &format!("{path}.http"),
             )?)),
             config.defaults.retries,
@@ -96,8 +107,21 @@ fn plan_http(
     config: &Config,
     targets: &Targets,
     http: &HttpSpec,
+    vars: &Vars,
     path: &str,
 ) -> Result<HttpCheck, ConfigError> {
+    // Validation has checked every variable exists; a render error here is a bug or an
+    // unreadable secret, reported against the field without its (possibly secret) value.
+    let render = |field: &str, text: &str| {
+        vars.render(text).map_err(|problem| {
+            ConfigError::invalid(
+                format!("{path}.{field}"),
+                "(template)",
+                format!("cannot be rendered: {problem}"),
+                "check the variables it uses",
+            )
+        })
+    };
     let target = targets.get(&http.target).ok_or_else(|| {
         ConfigError::invalid(
             format!("{path}.target"),
@@ -106,7 +130,8 @@ fn plan_http(
             "use a name under `targets:`",
         )
     })?;
-    let url = target.join(&http.path).map_err(|err| {
+    let request_path = render("path", &http.path)?;
+    let url = target.join(&request_path).map_err(|err| {
         ConfigError::invalid(
             format!("{path}.path"),
             &http.path,
@@ -132,7 +157,8 @@ fn plan_http(
                 "use letters, digits and dashes",
             )
         })?;
-        let mut header_value = HeaderValue::from_str(value).map_err(|_| {
+        let value = render(&format!("headers.{name}"), value)?;
+        let mut header_value = HeaderValue::from_str(&value).map_err(|_| {
             ConfigError::invalid(
                 format!("{path}.headers.{name}"),
                 "(value not shown)",
@@ -150,11 +176,22 @@ fn plan_http(
             method,
             url,
             headers,
-            body: http.body.clone().map(Bytes::from),
+            body: http
+                .body
+                .as_deref()
+                .map(|body| render("body", body).map(Bytes::from))
+                .transpose()?,
             timeout: http.timeout.map_or(target.timeout, |t| t.0),
             max_body_bytes: config.defaults.max_body_bytes,
         },
-        expect: http.expect.clone(),
+        expect: crate::check::render_expect(&http.expect, vars).map_err(|problem| {
+            ConfigError::invalid(
+                format!("{path}.expect"),
+                "(template)",
+                format!("cannot be rendered: {problem}"),
+                "check the variables it uses",
+            )
+        })?,
     })
 }
 
@@ -284,6 +321,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn http_checks_render_run_variables_and_secrets() {
+        let config = Config::parse(
+            r#"
+secrets: { token: { env: UNUSED_IN_THIS_TEST } }
+targets: { test: { url: "http://127.0.0.1:9" } }
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: templated
+        http:
+          target: test
+          path: "/v1/runs/{{run_id}}?stage={{stage}}"
+          headers: { Authorization: "Bearer {{secrets.token}}", X-Deployment: "{{deployment_id}}" }
+          expect: { body_contains: "{{run_id}}" }
+"#,
+        )
+        .unwrap();
+        let targets = Targets::build(&config).unwrap();
+        let secrets = [("token".to_owned(), "sk_test_tok".to_owned())].into();
+        let vars = Vars::new("gl-7", "d-7", "AfterAllowTraffic", &secrets);
+        let plan = Plan::build(&config, &targets, Stage::AfterAllowTraffic, &vars).unwrap();
+        let CheckKind::Http(check) = &plan.checks[0].kind else {
+            panic!("an http check")
+        };
+        assert_eq!(
+            check.request.url.as_str(),
+            "http://127.0.0.1:9/v1/runs/gl-7?stage=AfterAllowTraffic"
+        );
+        assert_eq!(check.request.headers["authorization"], "Bearer sk_test_tok");
+        assert_eq!(check.request.headers["x-deployment"], "d-7");
+        assert_eq!(
+            check.expect.body_contains,
+            Some(crate::config::OneOrMany::Many(vec!["gl-7".to_owned()]))
+        );
+    }
+
+    #[test]
     fn resolves_defaults_targets_and_paths() {
         let config = Config::parse(
             r#"
@@ -303,7 +377,8 @@ stages:
         )
         .unwrap();
         let targets = Targets::build(&config).unwrap();
-        let plan = Plan::build(&config, &targets, Stage::AfterAllowTestTraffic).unwrap();
+        let vars = Vars::new("gl-1", "d-1", "AfterAllowTestTraffic", &Default::default());
+        let plan = Plan::build(&config, &targets, Stage::AfterAllowTestTraffic, &vars).unwrap();
         let CheckKind::Http(health) = &plan.checks[0].kind else {
             panic!("an http check")
         };

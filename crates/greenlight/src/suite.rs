@@ -16,6 +16,7 @@ use crate::redact::Redactor;
 use crate::report::StageReport;
 use crate::run::run_plan;
 use crate::stage::Stage;
+use crate::template::Vars;
 
 /// A validated config, its HTTP clients and its redactor.
 #[derive(Debug, Clone)]
@@ -65,7 +66,9 @@ impl Suite {
         deployment_id: Option<String>,
     ) -> StageReport {
         let started = Instant::now();
-        let plan = match Plan::build(&self.config, &self.targets, stage) {
+        let deployment_id = deployment_id.unwrap_or_else(|| "local".to_owned());
+        let vars = Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets);
+        let plan = match Plan::build(&self.config, &self.targets, stage, &vars) {
             Ok(plan) => plan,
             Err(err) => {
                 return StageReport::not_run(
@@ -91,7 +94,7 @@ impl Suite {
         }
         let ctx = Arc::new(RunContext {
             run_id: run_id.clone(),
-            deployment_id: deployment_id.unwrap_or_else(|| "local".to_owned()),
+            deployment_id,
             stage,
             secrets: Arc::clone(&self.secrets),
         });

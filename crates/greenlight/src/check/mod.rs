@@ -76,6 +76,27 @@ impl CheckKind {
     }
 }
 
+/// Render the templated values of expectations (expected JSON strings, `body_contains`).
+pub(crate) fn render_expect(
+    expect: &crate::config::Expect,
+    vars: &crate::template::Vars,
+) -> Result<crate::config::Expect, String> {
+    let mut expect = expect.clone();
+    for value in expect.json.values_mut() {
+        *value = vars.render_json(value)?;
+    }
+    if let Some(needles) = &expect.body_contains {
+        expect.body_contains = Some(crate::config::OneOrMany::Many(
+            needles
+                .to_vec()
+                .iter()
+                .map(|needle| vars.render(needle))
+                .collect::<Result<_, _>>()?,
+        ));
+    }
+    Ok(expect)
+}
+
 /// The longest wait between two attempts, however many there are.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::check::RunContext;
 use crate::check::http::{Request, SendError, judge, send};
 use crate::client::Targets;
-use crate::config::{Expect, OneOrMany};
+use crate::config::Expect;
 use crate::outcome::{Mismatch, Outcome};
 use crate::redact::is_sensitive_header;
 use crate::template::Vars;
@@ -213,19 +213,7 @@ impl Step {
                 Some(Bytes::from(form.finish()))
             }
         };
-        let mut expect = self.expect.clone();
-        for value in expect.json.values_mut() {
-            *value = vars.render_json(value)?;
-        }
-        if let Some(needles) = &expect.body_contains {
-            expect.body_contains = Some(OneOrMany::Many(
-                needles
-                    .to_vec()
-                    .iter()
-                    .map(|needle| vars.render(needle))
-                    .collect::<Result<_, _>>()?,
-            ));
-        }
+        let expect = crate::check::render_expect(&self.expect, vars)?;
         Ok((
             Request {
                 method: self.method.clone(),
