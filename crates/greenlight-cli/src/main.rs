@@ -5,13 +5,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use greenlight::budget::Budget;
+use greenlight::check::Progress;
 use greenlight::config::{Config, Source};
 use greenlight::event::run_id_from;
 use greenlight::report::text;
 use greenlight::{Stage, Suite, Verdict};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,7 +97,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (config, source) = load(config)?;
             config.stage(stage)?;
             let budget = Budget::fixed(config.defaults.budget.0);
-            let suite = Suite::new(config, source)?;
+            let suite =
+                Suite::new(config, source)?.with_progress(Arc::new(TerminalProgress::new()));
             let run_id = run_id.unwrap_or_else(fresh_run_id);
             let report = suite.run_stage(stage, budget.checks, run_id, None).await;
             match format {
@@ -137,6 +143,53 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             println!("{}", serde_json::to_string_pretty(&event)?);
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Progress bars for probes on stderr; indicatif draws nothing when stderr is not a terminal,
+/// so piped and CI output stays clean.
+struct TerminalProgress {
+    bars: MultiProgress,
+    by_check: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl TerminalProgress {
+    fn new() -> Self {
+        TerminalProgress {
+            bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            by_check: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn started(&self, check: &str, total: u64) {
+        let bar = self.bars.add(ProgressBar::new(total));
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} requests, {per_sec}, {elapsed}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(format!("probe {check}"));
+        if let Ok(mut bars) = self.by_check.lock() {
+            bars.insert(check.to_owned(), bar);
+        }
+    }
+
+    fn advanced(&self, check: &str, done: u64) {
+        if let Ok(bars) = self.by_check.lock()
+            && let Some(bar) = bars.get(check)
+        {
+            bar.set_position(done);
+        }
+    }
+
+    fn finished(&self, check: &str) {
+        if let Ok(mut bars) = self.by_check.lock()
+            && let Some(bar) = bars.remove(check)
+        {
+            bar.finish_and_clear();
         }
     }
 }

@@ -14,6 +14,13 @@ use url::Url;
 use crate::error::ConfigError;
 use crate::stage::Stage;
 
+/// The most requests one probe may send to each side.
+pub const MAX_PROBE_REQUESTS: u64 = 1_000_000;
+/// The most requests one probe may have in flight.
+pub const MAX_PROBE_CONCURRENCY: usize = 256;
+/// The fewest samples per side the Mann-Whitney judge accepts.
+pub const MIN_JUDGE_SAMPLES: u64 = 50;
+
 /// The environment variable that holds the config (the document itself, or `file:PATH`).
 pub const CONFIG_ENV: &str = "GREENLIGHT_CONFIG";
 
@@ -144,6 +151,70 @@ pub struct CheckSpec {
     pub http: Option<HttpSpec>,
     /// Ordered HTTP steps with captures, templating and cleanup.
     pub scenario: Option<ScenarioSpec>,
+    /// Many requests at a concurrency: latency percentiles, error rate, optional baseline.
+    pub probe: Option<ProbeSpec>,
+}
+
+/// A `probe` check: `requests` requests at `concurrency`, judged on latency and errors, and
+/// optionally against a `baseline` target hit with the same requests, interleaved.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// The target probed (green: usually `test`).
+    pub target: String,
+    /// HTTP method; GET when absent.
+    #[serde(default = "get")]
+    pub method: String,
+    /// Path (and query), templated like an `http` check's.
+    #[serde(default = "root")]
+    pub path: String,
+    /// Request headers, values templated.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A raw request body, templated.
+    pub body: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Option<Dur>,
+    /// Requests to the target (and as many to the baseline).
+    pub requests: u64,
+    /// Requests in flight at once (per run, shared by target and baseline).
+    #[serde(default = "eight")]
+    pub concurrency: usize,
+    /// Statuses that count as success; any 2xx when absent.
+    pub status: Option<StatusSpec>,
+    /// Limits on the target's latency percentiles.
+    pub max_p50: Option<Dur>,
+    /// 95th percentile limit.
+    pub max_p95: Option<Dur>,
+    /// 99th percentile limit.
+    pub max_p99: Option<Dur>,
+    /// The most errors allowed, as a fraction (0.01 = 1 %); none when absent.
+    #[serde(default)]
+    pub max_error_rate: f64,
+    /// A target to compare against (blue: usually `prod`).
+    pub baseline: Option<String>,
+    /// Target p95 may exceed the baseline's by at most this fraction (0.25 = 25 %).
+    pub max_p95_regression: Option<f64>,
+    /// Differences smaller than this never count as a regression (sub-millisecond noise).
+    pub min_regression: Option<Dur>,
+    /// `mann-whitney`: a one-sided Mann-Whitney U test, target slower than baseline.
+    pub judge: Option<JudgeKind>,
+    /// Confidence for the judge (default 0.98).
+    pub confidence: Option<f64>,
+    /// The judge fails only if target median ≥ (1 + tolerance) × baseline median (default 0.1).
+    pub tolerance: Option<f64>,
+}
+
+/// Statistical judges a probe can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JudgeKind {
+    /// Mann-Whitney U, as Kayenta's judge uses.
+    #[serde(rename = "mann-whitney")]
+    MannWhitney,
+}
+
+fn eight() -> usize {
+    8
 }
 
 /// A `scenario` check: steps in order, then cleanup steps that always run.
@@ -544,7 +615,9 @@ impl Config {
                     "use at most 10",
                 ));
             }
-            let kinds = usize::from(check.http.is_some()) + usize::from(check.scenario.is_some());
+            let kinds = usize::from(check.http.is_some())
+                + usize::from(check.scenario.is_some())
+                + usize::from(check.probe.is_some());
             if kinds != 1 {
                 return Err(ConfigError::invalid(
                     path,
@@ -554,7 +627,7 @@ impl Config {
                     } else {
                         "the check has more than one kind"
                     },
-                    "give it exactly one kind key: `http: { ... }` or `scenario: { ... }`",
+                    "give it exactly one kind key: `http:`, `scenario:` or `probe:`",
                 ));
             }
             if let Some(http) = &check.http {
@@ -562,6 +635,9 @@ impl Config {
             }
             if let Some(scenario) = &check.scenario {
                 self.validate_scenario(&format!("{path}.scenario"), scenario)?;
+            }
+            if let Some(probe) = &check.probe {
+                self.validate_probe(&format!("{path}.probe"), probe)?;
             }
         }
         Ok(())
@@ -663,6 +739,139 @@ impl Config {
             .map(str::to_owned)
             .chain(self.secrets.keys().map(|name| format!("secrets.{name}")))
             .collect()
+    }
+
+    fn validate_probe(&self, path: &str, probe: &ProbeSpec) -> Result<(), ConfigError> {
+        self.validate_target(&format!("{path}.target"), &probe.target)?;
+        let expect = Expect {
+            status: probe.status.clone(),
+            ..Expect::default()
+        };
+        self.validate_request(
+            path,
+            &probe.method,
+            &probe.path,
+            &probe.headers,
+            probe.timeout,
+            &expect,
+        )?;
+        let texts = request_texts(
+            path,
+            &probe.path,
+            &probe.headers,
+            probe.body.as_ref(),
+            None,
+            None,
+            &expect,
+        );
+        check_variables(texts, &self.base_variables())?;
+        if !(1..=MAX_PROBE_REQUESTS).contains(&probe.requests) {
+            return Err(ConfigError::invalid(
+                format!("{path}.requests"),
+                probe.requests,
+                "out of range",
+                format!("use 1 to {MAX_PROBE_REQUESTS}"),
+            ));
+        }
+        if !(1..=MAX_PROBE_CONCURRENCY).contains(&probe.concurrency) {
+            return Err(ConfigError::invalid(
+                format!("{path}.concurrency"),
+                probe.concurrency,
+                "out of range",
+                format!("use 1 to {MAX_PROBE_CONCURRENCY}"),
+            ));
+        }
+        let fraction = |field: &str, value: f64, fix: &str| {
+            if value.is_finite() && (0.0..=1.0).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::invalid(
+                    format!("{path}.{field}"),
+                    value,
+                    "not a fraction from 0 to 1",
+                    fix,
+                ))
+            }
+        };
+        fraction(
+            "max_error_rate",
+            probe.max_error_rate,
+            "write e.g. 0.01 for 1 %",
+        )?;
+        if let Some(baseline) = &probe.baseline {
+            self.validate_target(&format!("{path}.baseline"), baseline)?;
+            if baseline == &probe.target {
+                return Err(ConfigError::invalid(
+                    format!("{path}.baseline"),
+                    format!("{baseline:?}"),
+                    "the baseline is the probed target itself",
+                    "name the other listener, e.g. baseline: prod when target: test",
+                ));
+            }
+        }
+        let needs_baseline = |field: &str| {
+            if probe.baseline.is_none() {
+                Err(ConfigError::invalid(
+                    format!("{path}.{field}"),
+                    "(set)",
+                    "compares against a baseline, but none is named",
+                    "add `baseline: prod` (the listener still serving blue)",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(regression) = probe.max_p95_regression {
+            needs_baseline("max_p95_regression")?;
+            if !(regression.is_finite() && regression >= 0.0) {
+                return Err(ConfigError::invalid(
+                    format!("{path}.max_p95_regression"),
+                    regression,
+                    "not a non-negative fraction",
+                    "write e.g. 0.25 for 25 %",
+                ));
+            }
+        }
+        if probe.judge.is_some() {
+            needs_baseline("judge")?;
+            if probe.requests < MIN_JUDGE_SAMPLES {
+                return Err(ConfigError::invalid(
+                    format!("{path}.requests"),
+                    probe.requests,
+                    "too few samples for the Mann-Whitney judge",
+                    format!("use at least {MIN_JUDGE_SAMPLES} requests"),
+                ));
+            }
+        }
+        if let Some(confidence) = probe.confidence
+            && !(confidence > 0.5 && confidence < 1.0)
+        {
+            return Err(ConfigError::invalid(
+                format!("{path}.confidence"),
+                confidence,
+                "not a confidence level",
+                "use a value between 0.5 and 1, e.g. 0.98",
+            ));
+        }
+        if let Some(tolerance) = probe.tolerance
+            && !(tolerance.is_finite() && tolerance >= 0.0)
+        {
+            return Err(ConfigError::invalid(
+                format!("{path}.tolerance"),
+                tolerance,
+                "not a non-negative fraction",
+                "write e.g. 0.1 for 10 %",
+            ));
+        }
+        if (probe.confidence.is_some() || probe.tolerance.is_some()) && probe.judge.is_none() {
+            return Err(ConfigError::invalid(
+                format!("{path}.judge"),
+                "(absent)",
+                "confidence and tolerance only apply to a judge",
+                "add `judge: mann-whitney`, or remove confidence and tolerance",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_target(&self, path: &str, target: &str) -> Result<(), ConfigError> {
@@ -1166,6 +1375,41 @@ stages:
             e.contains("http.path") && e.contains("unknown variable"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn probe_settings_are_checked() {
+        let base = "targets: { test: { url: http://a }, prod: { url: http://b } }\nstages: { AfterAllowTestTraffic: { checks: [ { name: p, probe: { target: test, requests: 400, PROBE } } ] } }";
+        let probe = |extra: &str| base.replace("PROBE", extra);
+        Config::parse(&probe(
+            "baseline: prod, max_p95_regression: 0.25, judge: mann-whitney, confidence: 0.98",
+        ))
+        .unwrap();
+        let cases = [
+            ("max_p95_regression: 0.25", "compares against a baseline"),
+            ("judge: mann-whitney", "compares against a baseline"),
+            ("baseline: test", "the probed target itself"),
+            ("baseline: blue", "no such target"),
+            ("max_error_rate: 2", "not a fraction"),
+            ("concurrency: 0", "probe.concurrency"),
+            ("baseline: prod, confidence: 0.98", "only apply to a judge"),
+            (
+                "baseline: prod, judge: mann-whitney, confidence: 1.5",
+                "not a confidence level",
+            ),
+            ("baseline: prod, judge: wilcoxon", "mann-whitney"),
+            ("max_p99: fast", "invalid duration"),
+        ];
+        for (extra, wanted) in cases {
+            let e = err(&probe(extra));
+            assert!(e.contains(wanted), "{extra}: {e}");
+        }
+        let e =
+            err(&probe("baseline: prod, judge: mann-whitney")
+                .replace("requests: 400", "requests: 20"));
+        assert!(e.contains("too few samples"), "{e}");
+        let e = err(&probe("").replace("requests: 400", "requests: 0"));
+        assert!(e.contains("probe.requests"), "{e}");
     }
 
     #[test]

@@ -117,8 +117,79 @@ impl Outcome {
     }
 }
 
+/// The latency figures of one side of a probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyStats {
+    /// Requests completed (answered or failed).
+    pub requests: u64,
+    /// Requests that failed: no answer, a timeout, or an unexpected status.
+    pub errors: u64,
+    /// `errors / requests`.
+    pub error_rate: f64,
+    /// Median latency of the answered requests, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Slowest, ms.
+    pub max_ms: f64,
+    /// Completed requests per second of wall time.
+    pub rps: f64,
+}
+
+/// The Mann-Whitney U judgment of green against blue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JudgeStats {
+    /// `mann-whitney`.
+    pub judge: &'static str,
+    /// U statistic of the green sample.
+    pub u: f64,
+    /// One-sided p-value for "green is slower than blue".
+    pub p_value: f64,
+    /// Green median / blue median.
+    pub effect: f64,
+    /// Samples compared per side (green, blue).
+    pub samples: (usize, usize),
+}
+
+/// A probe's figures: green, and blue when a baseline ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeStats {
+    /// The probed target.
+    #[serde(flatten)]
+    pub target: LatencyStats,
+    /// The baseline target, interleaved with the probed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<LatencyStats>,
+    /// Green p95 / blue p95.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95_ratio: Option<f64>,
+    /// The statistical judgment, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judgment: Option<JudgeStats>,
+}
+
+/// What one run of a check produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ran {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// A probe's figures.
+    pub stats: Option<ProbeStats>,
+}
+
+impl From<Outcome> for Ran {
+    fn from(outcome: Outcome) -> Self {
+        Ran {
+            outcome,
+            stats: None,
+        }
+    }
+}
+
 /// A finished check: its name and kind, how it ended, how long it took.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
     /// The check's name from config.
     pub name: String,
@@ -136,6 +207,9 @@ pub struct CheckResult {
     pub attempts: u32,
     /// The outcome in one line.
     pub message: String,
+    /// A probe's latency figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<ProbeStats>,
 }
 
 impl CheckResult {
@@ -157,7 +231,14 @@ impl CheckResult {
             duration,
             attempts,
             message,
+            stats: None,
         }
+    }
+
+    /// Attach a probe's figures.
+    pub fn with_stats(mut self, stats: Option<ProbeStats>) -> Self {
+        self.stats = stats;
+        self
     }
 }
 

@@ -4,10 +4,13 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::check::http::{HttpCheck, Request};
+use crate::check::probe::{Judge, ProbeCheck};
 use crate::check::scenario::{Capture, ScenarioCheck, Step, StepBody};
 use crate::check::{CheckKind, PlannedCheck};
 use crate::client::Targets;
-use crate::config::{CheckSpec, Config, HttpSpec, ScenarioSpec, StepSpec};
+use crate::config::{
+    CheckSpec, Config, Expect, HttpSpec, ProbeSpec, ScenarioSpec, StatusSpec, StepSpec,
+};
 use crate::error::ConfigError;
 use crate::stage::Stage;
 use crate::template::Vars;
@@ -63,8 +66,8 @@ fn plan_check(
     vars: &Vars,
     path: &str,
 ) -> Result<PlannedCheck, ConfigError> {
-    let (kind, default_retries) = match (&spec.http, &spec.scenario) {
-        (Some(http), None) => (
+    let (kind, default_retries) = match (&spec.http, &spec.scenario, &spec.probe) {
+        (Some(http), None, None) => (
             CheckKind::Http(Box::new(plan_http(
                 config,
                 targets,
@@ -76,7 +79,7 @@ fn plan_check(
         ),
         // A scenario is not retried unless it asks to be: a retry would replay payments that
         // its cleanup has already refunded.
-        (None, Some(scenario)) => (
+        (None, Some(scenario), None) => (
             CheckKind::Scenario(plan_scenario(
                 config,
                 targets,
@@ -85,12 +88,24 @@ fn plan_check(
             )?),
             0,
         ),
+        // A probe is many requests already; retrying it would only double the load.
+        (None, None, Some(probe)) => (
+            CheckKind::Probe(Box::new(plan_probe(
+                config,
+                targets,
+                &spec.name,
+                probe,
+                vars,
+                &format!("{path}.probe"),
+            )?)),
+            0,
+        ),
         _ => {
             return Err(ConfigError::invalid(
                 path,
                 &spec.name,
                 "the check needs exactly one kind",
-                "add `http: { ... }` or `scenario: { ... }`",
+                "add `http:`, `scenario:` or `probe:`",
             ));
         }
     };
@@ -194,6 +209,61 @@ fn plan_http(
         })?,
     })
 }
+
+fn plan_probe(
+    config: &Config,
+    targets: &Targets,
+    name: &str,
+    probe: &ProbeSpec,
+    vars: &Vars,
+    path: &str,
+) -> Result<ProbeCheck, ConfigError> {
+    // The same request as an `http` check would send, built the same way, once per side.
+    let as_http = |target: &str| HttpSpec {
+        target: target.to_owned(),
+        method: probe.method.clone(),
+        path: probe.path.clone(),
+        headers: probe.headers.clone(),
+        body: probe.body.clone(),
+        timeout: probe.timeout,
+        expect: Expect::default(),
+    };
+    let request = plan_http(config, targets, &as_http(&probe.target), vars, path)?.request;
+    let baseline = match &probe.baseline {
+        Some(baseline) => Some((
+            baseline.clone(),
+            plan_http(config, targets, &as_http(baseline), vars, path)?.request,
+        )),
+        None => None,
+    };
+    Ok(ProbeCheck {
+        name: name.to_owned(),
+        target: probe.target.clone(),
+        timeout: request.timeout,
+        request,
+        baseline,
+        requests: probe.requests,
+        concurrency: probe.concurrency,
+        ok_status: probe
+            .status
+            .as_ref()
+            .map(StatusSpec::codes)
+            .unwrap_or_default(),
+        max_p50: probe.max_p50.map(|d| d.0),
+        max_p95: probe.max_p95.map(|d| d.0),
+        max_p99: probe.max_p99.map(|d| d.0),
+        max_error_rate: probe.max_error_rate,
+        max_p95_regression: probe.max_p95_regression,
+        min_regression: probe.min_regression.map_or(DEFAULT_MIN_REGRESSION, |d| d.0),
+        judge: probe.judge.map(|_| Judge {
+            confidence: probe.confidence.unwrap_or(0.98),
+            tolerance: probe.tolerance.unwrap_or(0.1),
+        }),
+    })
+}
+
+/// Below this, a p95 difference is scheduling noise, not a regression.
+const DEFAULT_MIN_REGRESSION: std::time::Duration = std::time::Duration::from_millis(2);
 
 fn plan_scenario(
     config: &Config,

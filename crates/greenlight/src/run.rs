@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::check::RunContext;
 use crate::client::Targets;
-use crate::outcome::{CheckResult, Outcome};
+use crate::outcome::{CheckResult, Outcome, Ran};
 use crate::plan::Plan;
 
 /// A unit of work for [`run_jobs`]: a check's identity and the future that runs it.
@@ -24,7 +24,7 @@ pub struct Job {
     /// Whether a failure fails the stage.
     pub required: bool,
     /// Runs the check; yields the outcome and the number of attempts.
-    pub work: BoxFuture<'static, (Outcome, u32)>,
+    pub work: BoxFuture<'static, (Ran, u32)>,
 }
 
 /// Run every check of a plan against its targets within `budget`.
@@ -71,8 +71,8 @@ pub async fn run_jobs(jobs: Vec<Job>, deadline: Instant, concurrency: usize) -> 
             // The semaphore is never closed, so acquire only fails if it were; run anyway then.
             let _permit = permits.acquire_owned().await.ok();
             let began = Instant::now();
-            let (outcome, attempts) = work.await;
-            (outcome, attempts, began.elapsed())
+            let (ran, attempts) = work.await;
+            (ran, attempts, began.elapsed())
         });
         index_of.insert(handle.id(), index);
     }
@@ -80,17 +80,20 @@ pub async fn run_jobs(jobs: Vec<Job>, deadline: Instant, concurrency: usize) -> 
     let mut results: Vec<Option<CheckResult>> = vec![None; meta.len()];
     loop {
         match tokio::time::timeout_at(deadline, set.join_next_with_id()).await {
-            Ok(Some(Ok((id, (outcome, attempts, took))))) => {
+            Ok(Some(Ok((id, (ran, attempts, took))))) => {
                 if let Some(&index) = index_of.get(&id) {
                     let (name, kind, required) = &meta[index];
-                    results[index] = Some(CheckResult::new(
-                        name.clone(),
-                        kind,
-                        *required,
-                        outcome,
-                        took,
-                        attempts,
-                    ));
+                    results[index] = Some(
+                        CheckResult::new(
+                            name.clone(),
+                            kind,
+                            *required,
+                            ran.outcome,
+                            took,
+                            attempts,
+                        )
+                        .with_stats(ran.stats),
+                    );
                 }
             }
             Ok(Some(Err(join_error))) => {
@@ -166,7 +169,7 @@ mod tests {
             name: name.to_owned(),
             kind: "http",
             required: true,
-            work: Box::pin(async move { (work.await, 1) }),
+            work: Box::pin(async move { (Ran::from(work.await), 1) }),
         }
     }
 

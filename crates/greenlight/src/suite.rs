@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::check::RunContext;
+use crate::check::{Progress, RunContext};
 use crate::client::Targets;
 use crate::config::{Config, Source};
 use crate::error::ConfigError;
@@ -19,7 +19,7 @@ use crate::stage::Stage;
 use crate::template::Vars;
 
 /// A validated config, its HTTP clients and its redactor.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Suite {
     /// The config.
     pub config: Config,
@@ -28,6 +28,7 @@ pub struct Suite {
     targets: Arc<Targets>,
     secrets: Arc<BTreeMap<String, String>>,
     redactor: Redactor,
+    progress: Option<Arc<dyn Progress>>,
 }
 
 impl Suite {
@@ -48,7 +49,14 @@ impl Suite {
             targets: Arc::new(targets),
             secrets: Arc::new(secrets),
             redactor,
+            progress: None,
         })
+    }
+
+    /// Report probe progress here (the CLI does, on a terminal).
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// The redactor that knows this config's secrets.
@@ -97,6 +105,7 @@ impl Suite {
             deployment_id,
             stage,
             secrets: Arc::clone(&self.secrets),
+            progress: self.progress.clone(),
         });
         let checks = run_plan(&plan, Arc::clone(&self.targets), ctx, budget)
             .await
@@ -139,6 +148,15 @@ fn resolve_secrets(config: &Config) -> Result<BTreeMap<String, String>, ConfigEr
         .collect()
 }
 
+impl std::fmt::Debug for Suite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suite")
+            .field("source", &self.source)
+            .field("targets", &self.config.targets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every credential the config holds: the secrets, and values of sensitive headers written
 /// literally in any check of any stage.
 fn redactor_for(config: &Config, secrets: &BTreeMap<String, String>) -> Redactor {
@@ -155,6 +173,9 @@ fn redactor_for(config: &Config, secrets: &BTreeMap<String, String>) -> Redactor
             for step in scenario.steps.iter().chain(&scenario.cleanup) {
                 headers.extend(step.headers.iter());
             }
+        }
+        if let Some(probe) = &check.probe {
+            headers.extend(probe.headers.iter());
         }
     }
     Redactor::new(secrets.values().cloned()).with_headers(headers)

@@ -2,6 +2,7 @@
 //! because they are the same for every kind.
 
 pub mod http;
+pub mod probe;
 pub mod scenario;
 
 use std::collections::BTreeMap;
@@ -11,11 +12,21 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::client::Targets;
-use crate::outcome::Outcome;
+use crate::outcome::Ran;
 use crate::stage::Stage;
 
+/// Told how a long check (a probe) is getting on, for a progress display.
+pub trait Progress: Send + Sync {
+    /// A probe of `total` requests started.
+    fn started(&self, check: &str, total: u64);
+    /// `done` of its requests have completed.
+    fn advanced(&self, check: &str, done: u64);
+    /// It finished.
+    fn finished(&self, check: &str);
+}
+
 /// What every check of one run shares: who is running, and the resolved secrets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunContext {
     /// Stable per hook execution; idempotency keys derive from it.
     pub run_id: String,
@@ -25,6 +36,20 @@ pub struct RunContext {
     pub stage: Stage,
     /// Secret values by name.
     pub secrets: Arc<BTreeMap<String, String>>,
+    /// Where probes report progress (the CLI on a terminal); `None` in Lambda.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secrets.
+        f.debug_struct("RunContext")
+            .field("run_id", &self.run_id)
+            .field("deployment_id", &self.deployment_id)
+            .field("stage", &self.stage)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A check ready to run: config resolved against defaults and targets.
@@ -49,6 +74,8 @@ pub enum CheckKind {
     Http(Box<http::HttpCheck>),
     /// Ordered steps with captures and cleanup.
     Scenario(scenario::ScenarioCheck),
+    /// Many requests, a latency histogram, optionally against a baseline.
+    Probe(Box<probe::ProbeCheck>),
 }
 
 impl CheckKind {
@@ -57,6 +84,7 @@ impl CheckKind {
         match self {
             CheckKind::Http(_) => "http",
             CheckKind::Scenario(_) => "scenario",
+            CheckKind::Probe(_) => "probe",
         }
     }
 
@@ -65,13 +93,15 @@ impl CheckKind {
         match self {
             CheckKind::Http(check) => check.request.timeout,
             CheckKind::Scenario(check) => check.worst_case(),
+            CheckKind::Probe(check) => check.timeout,
         }
     }
 
-    async fn run_once(&self, targets: &Targets, ctx: &RunContext, deadline: Instant) -> Outcome {
+    async fn run_once(&self, targets: &Targets, ctx: &RunContext, deadline: Instant) -> Ran {
         match self {
-            CheckKind::Http(check) => check.run(targets).await,
-            CheckKind::Scenario(check) => check.run(targets, ctx, deadline).await,
+            CheckKind::Http(check) => check.run(targets).await.into(),
+            CheckKind::Scenario(check) => check.run(targets, ctx, deadline).await.into(),
+            CheckKind::Probe(check) => check.run(targets, ctx, deadline).await,
         }
     }
 }
@@ -108,18 +138,19 @@ impl PlannedCheck {
         targets: Arc<Targets>,
         ctx: Arc<RunContext>,
         deadline: Instant,
-    ) -> (Outcome, u32) {
+    ) -> (Ran, u32) {
         let mut attempt = 1;
         let mut delay = self.retry_delay;
         loop {
-            let outcome = self.kind.run_once(&targets, &ctx, deadline).await;
-            if outcome.is_passed() || attempt > self.retries {
-                return (outcome, attempt);
+            let ran = self.kind.run_once(&targets, &ctx, deadline).await;
+            if ran.outcome.is_passed() || attempt > self.retries {
+                return (ran, attempt);
             }
             if Instant::now() + delay + self.kind.attempt_timeout() > deadline {
                 tracing::debug!(check = %self.name, attempt, "no time left for another attempt");
-                return (outcome, attempt);
+                return (ran, attempt);
             }
+            let outcome = &ran.outcome;
             tracing::info!(
                 check = %self.name,
                 attempt,

@@ -9,6 +9,27 @@ use crate::report::StageReport;
 pub fn emit(report: &StageReport) {
     for check in &report.checks {
         let duration_ms = u64::try_from(check.duration.as_millis()).unwrap_or(u64::MAX);
+        if let Some(stats) = &check.stats {
+            let t = &stats.target;
+            let b = stats.baseline.as_ref();
+            tracing::info!(
+                stage = %report.stage,
+                check = %check.name,
+                requests = t.requests,
+                errors = t.errors,
+                p50_ms = t.p50_ms,
+                p95_ms = t.p95_ms,
+                p99_ms = t.p99_ms,
+                max_ms = t.max_ms,
+                rps = t.rps,
+                baseline_p50_ms = b.map(|b| b.p50_ms),
+                baseline_p95_ms = b.map(|b| b.p95_ms),
+                baseline_p99_ms = b.map(|b| b.p99_ms),
+                p95_ratio = stats.p95_ratio,
+                mann_whitney_p = stats.judgment.as_ref().map(|j| j.p_value),
+                "probe figures"
+            );
+        }
         match &check.outcome {
             crate::outcome::Outcome::Passed => tracing::info!(
                 stage = %report.stage,

@@ -34,6 +34,28 @@ pub fn render(report: &StageReport) -> String {
             check.kind,
             check.duration.as_millis()
         );
+        if let Some(stats) = &check.stats {
+            let line = |label: &str, s: &crate::outcome::LatencyStats| {
+                format!(
+                    "           {label}: {} requests, {} errors, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.0} req/s",
+                    s.requests, s.errors, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms, s.rps
+                )
+            };
+            let _ = writeln!(out, "{}", line("target  ", &stats.target));
+            if let Some(baseline) = &stats.baseline {
+                let _ = writeln!(out, "{}", line("baseline", baseline));
+            }
+            if let Some(ratio) = stats.p95_ratio {
+                let _ = writeln!(out, "           p95 ratio target/baseline: {ratio:.2}");
+            }
+            if let Some(j) = &stats.judgment {
+                let _ = writeln!(
+                    out,
+                    "           mann-whitney: U = {:.0}, p = {:.3e}, median ratio {:.2} ({} vs {} samples)",
+                    j.u, j.p_value, j.effect, j.samples.0, j.samples.1
+                );
+            }
+        }
         match &check.outcome {
             Outcome::Passed => {}
             Outcome::Failed { failures } => {

@@ -1,0 +1,481 @@
+//! The `probe` check: many requests at a fixed concurrency, latencies in an HDR histogram,
+//! optionally interleaved with the same requests to a baseline (blue) so that noise on the
+//! path hits both alike, and judged on percentiles, error rate, regression against the
+//! baseline and, if asked, a one-sided Mann-Whitney U test.
+//!
+//! Memory stays flat however many requests it sends: a histogram per side is a fixed size, and
+//! the samples kept for the Mann-Whitney test are a systematic sample of at most
+//! [`MAX_SAMPLES`] per side.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use statrs::stats_tests::Alternative;
+use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::check::RunContext;
+use crate::check::http::{Request, SendError, send};
+use crate::client::Targets;
+use crate::outcome::{JudgeStats, LatencyStats, Mismatch, Outcome, ProbeStats, Ran};
+
+/// The most latency samples kept per side for the Mann-Whitney test.
+pub const MAX_SAMPLES: u64 = 10_000;
+
+/// Time kept back from the stage deadline to judge and report the figures.
+const FINISH_MARGIN: Duration = Duration::from_millis(250);
+
+/// The longest latency the histogram tracks (longer ones are recorded as this).
+const MAX_TRACKED_MICROS: u64 = 3_600_000_000;
+
+/// A planned probe.
+#[derive(Debug, Clone)]
+pub struct ProbeCheck {
+    /// Check name, for progress.
+    pub name: String,
+    /// The probed target.
+    pub target: String,
+    /// The request to the probed target.
+    pub request: Request,
+    /// The baseline target and its request (same method, path, headers, body).
+    pub baseline: Option<(String, Request)>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Requests per side.
+    pub requests: u64,
+    /// In flight at once.
+    pub concurrency: usize,
+    /// Statuses that count as success (any 2xx when empty).
+    pub ok_status: Vec<u16>,
+    /// Percentile limits on the probed target.
+    pub max_p50: Option<Duration>,
+    /// 95th percentile limit.
+    pub max_p95: Option<Duration>,
+    /// 99th percentile limit.
+    pub max_p99: Option<Duration>,
+    /// Highest acceptable error fraction.
+    pub max_error_rate: f64,
+    /// Highest acceptable p95 regression against the baseline, as a fraction.
+    pub max_p95_regression: Option<f64>,
+    /// Regressions smaller than this are noise.
+    pub min_regression: Duration,
+    /// Mann-Whitney judgment settings.
+    pub judge: Option<Judge>,
+}
+
+/// Mann-Whitney U judgment settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge {
+    /// e.g. 0.98: fail only when p < 0.02.
+    pub confidence: f64,
+    /// Fail only when the target median ≥ (1 + tolerance) × the baseline median.
+    pub tolerance: f64,
+}
+
+/// What one side recorded.
+struct Side {
+    histogram: Histogram<u64>,
+    done: u64,
+    errors: u64,
+    first_error: Option<String>,
+    samples: Vec<f64>,
+}
+
+impl Side {
+    fn new() -> Result<Side, String> {
+        Ok(Side {
+            // 3 significant figures from 1 µs to an hour: a fixed size whatever the count.
+            histogram: Histogram::new_with_bounds(1, MAX_TRACKED_MICROS, 3)
+                .map_err(|err| format!("cannot create a latency histogram: {err}"))?,
+            done: 0,
+            errors: 0,
+            first_error: None,
+            samples: Vec::new(),
+        })
+    }
+
+    fn stats(&self, elapsed: Duration) -> LatencyStats {
+        let ms = |q: f64| {
+            if self.histogram.is_empty() {
+                0.0
+            } else {
+                self.histogram.value_at_quantile(q) as f64 / 1000.0
+            }
+        };
+        let seconds = elapsed.as_secs_f64();
+        LatencyStats {
+            requests: self.done,
+            errors: self.errors,
+            error_rate: if self.done == 0 {
+                0.0
+            } else {
+                self.errors as f64 / self.done as f64
+            },
+            p50_ms: ms(0.5),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            max_ms: if self.histogram.is_empty() {
+                0.0
+            } else {
+                self.histogram.max() as f64 / 1000.0
+            },
+            rps: if seconds > 0.0 {
+                self.done as f64 / seconds
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+impl ProbeCheck {
+    fn success(&self, status: u16) -> bool {
+        if self.ok_status.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.ok_status.contains(&status)
+        }
+    }
+
+    /// Send every request (or as many as fit before `deadline`) and judge them.
+    pub async fn run(&self, targets: &Targets, ctx: &RunContext, deadline: Instant) -> Ran {
+        let sides_count: u64 = if self.baseline.is_some() { 2 } else { 1 };
+        let total = self.requests * sides_count;
+        let stride = if self.judge.is_some() {
+            self.requests.div_ceil(MAX_SAMPLES).max(1)
+        } else {
+            0
+        };
+        let mut plans = vec![(self.target.clone(), self.request.clone())];
+        plans.extend(self.baseline.clone());
+        let mut clients = Vec::new();
+        for (name, _) in &plans {
+            match targets.get(name) {
+                Some(target) => clients.push(target.client.clone()),
+                None => return Outcome::error(format!("target {name:?} has no client")).into(),
+            }
+        }
+        let sides = match plans
+            .iter()
+            .map(|_| Side::new().map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(sides) => sides,
+            Err(why) => return Outcome::error(why).into(),
+        };
+        let shared = Arc::new(Shared {
+            next: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            sides,
+        });
+        if let Some(progress) = &ctx.progress {
+            progress.started(&self.name, total);
+        }
+        let started = Instant::now();
+        // Stop a little before the stage deadline, so the figures are judged and reported
+        // before the runner cuts the check off.
+        let stop = deadline.checked_sub(FINISH_MARGIN).unwrap_or(started);
+        let mut workers = JoinSet::new();
+        for _ in 0..self
+            .concurrency
+            .min(usize::try_from(total).unwrap_or(usize::MAX))
+        {
+            let shared = Arc::clone(&shared);
+            let plans = plans.clone();
+            let clients = clients.clone();
+            let progress = ctx.progress.clone();
+            let probe = self.clone();
+            workers.spawn(async move {
+                // Spread the progress updates: about a hundred per probe.
+                let every = (total / 100).max(1);
+                loop {
+                    let index = shared.next.fetch_add(1, Ordering::Relaxed);
+                    if index >= total || Instant::now() >= stop {
+                        break;
+                    }
+                    // Alternate target and baseline, so both see the same moments.
+                    let side = usize::try_from(index % sides_count).unwrap_or(0);
+                    let seq = index / sides_count;
+                    let (name, request) = &plans[side];
+                    let began = Instant::now();
+                    let result = send(&clients[side], request, name).await;
+                    let latency = began.elapsed();
+                    let failure = match &result {
+                        Ok(response) if response.truncated => {
+                            Some(format!("body larger than {} bytes", request.max_body_bytes))
+                        }
+                        Ok(response) if !probe.success(response.status) => {
+                            Some(format!("status {}", response.status))
+                        }
+                        Ok(_) => None,
+                        Err(SendError::Timeout(timeout)) => Some(format!(
+                            "no response within {}",
+                            humantime::format_duration(*timeout)
+                        )),
+                        Err(SendError::Other(message)) => Some(message.clone()),
+                    };
+                    if let Ok(mut record) = shared.sides[side].lock() {
+                        record.done += 1;
+                        match failure {
+                            Some(why) => {
+                                record.errors += 1;
+                                record.first_error.get_or_insert(why);
+                            }
+                            None => {
+                                let micros = u64::try_from(latency.as_micros())
+                                    .unwrap_or(u64::MAX)
+                                    .clamp(1, MAX_TRACKED_MICROS);
+                                record.histogram.saturating_record(micros);
+                                if stride > 0 && seq.is_multiple_of(stride) {
+                                    record.samples.push(latency.as_secs_f64() * 1000.0);
+                                }
+                            }
+                        }
+                    }
+                    let done = shared.completed.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(progress) = &progress
+                        && (done.is_multiple_of(every) || done == total)
+                    {
+                        progress.advanced(&probe.name, done);
+                    }
+                }
+            });
+        }
+        // Requests still in flight at the stop time are abandoned (and not counted).
+        let drained =
+            tokio::time::timeout_at(stop, async { while workers.join_next().await.is_some() {} })
+                .await;
+        if drained.is_err() {
+            workers.abort_all();
+            while workers.join_next().await.is_some() {}
+        }
+        let elapsed = started.elapsed();
+        if let Some(progress) = &ctx.progress {
+            progress.finished(&self.name);
+        }
+        let sides: Vec<Side> = match Arc::try_unwrap(shared) {
+            Ok(shared) => shared
+                .sides
+                .into_iter()
+                .map(|side| {
+                    side.into_inner()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                })
+                .collect(),
+            Err(_) => return Outcome::error("probe workers outlived the probe").into(),
+        };
+        self.judge_sides(&sides, elapsed)
+    }
+
+    fn judge_sides(&self, sides: &[Side], elapsed: Duration) -> Ran {
+        let target = &sides[0];
+        let baseline = sides.get(1);
+        let mut stats = ProbeStats {
+            target: target.stats(elapsed),
+            baseline: baseline.map(|side| side.stats(elapsed)),
+            p95_ratio: None,
+            judgment: None,
+        };
+        let mut failures = Vec::new();
+        let completed: u64 = sides.iter().map(|side| side.done).sum();
+        let wanted = self.requests * sides.len() as u64;
+        if completed < wanted {
+            failures.push(Mismatch::new(
+                "requests",
+                wanted.to_string(),
+                format!("{completed} before the stage budget ran out"),
+            ));
+        }
+        let t = &stats.target;
+        if t.error_rate > self.max_error_rate {
+            failures.push(Mismatch::new(
+                "error rate",
+                format!("at most {:.2} %", self.max_error_rate * 100.0),
+                format!(
+                    "{:.2} % ({} of {}; first: {})",
+                    t.error_rate * 100.0,
+                    t.errors,
+                    t.requests,
+                    target.first_error.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        for (label, limit, actual) in [
+            ("p50", self.max_p50, t.p50_ms),
+            ("p95", self.max_p95, t.p95_ms),
+            ("p99", self.max_p99, t.p99_ms),
+        ] {
+            if let Some(limit) = limit {
+                let limit_ms = limit.as_secs_f64() * 1000.0;
+                if actual > limit_ms {
+                    failures.push(Mismatch::new(
+                        format!("{label} latency"),
+                        format!("at most {}", humantime::format_duration(limit)),
+                        format!("{actual:.1} ms"),
+                    ));
+                }
+            }
+        }
+        if let (Some(base), Some(base_side)) = (&stats.baseline, baseline) {
+            if base.p95_ms > 0.0 {
+                stats.p95_ratio = Some(t.p95_ms / base.p95_ms);
+            }
+            if let Some(regression) = self.max_p95_regression {
+                let allowed = base.p95_ms * (1.0 + regression);
+                let floor_ms = self.min_regression.as_secs_f64() * 1000.0;
+                if t.p95_ms > allowed && t.p95_ms - base.p95_ms > floor_ms {
+                    failures.push(Mismatch::new(
+                        "p95 against baseline",
+                        format!(
+                            "at most {:.0} % of the baseline's {:.1} ms ({:.1} ms)",
+                            (1.0 + regression) * 100.0,
+                            base.p95_ms,
+                            allowed
+                        ),
+                        format!(
+                            "{:.1} ms ({:.0} %)",
+                            t.p95_ms,
+                            t.p95_ms / base.p95_ms.max(f64::MIN_POSITIVE) * 100.0
+                        ),
+                    ));
+                }
+            }
+            if let Some(judge) = self.judge {
+                match mann_whitney(&target.samples, &base_side.samples) {
+                    Ok(judgment) => {
+                        let alpha = 1.0 - judge.confidence;
+                        if judgment.p_value < alpha && judgment.effect >= 1.0 + judge.tolerance {
+                            failures.push(Mismatch::new(
+                                "judge mann-whitney",
+                                format!(
+                                    "not slower than the baseline (p ≥ {alpha:.3}, or median ratio < {:.2})",
+                                    1.0 + judge.tolerance
+                                ),
+                                format!(
+                                    "slower: p = {:.2e}, median ratio {:.2}, U = {:.0}",
+                                    judgment.p_value, judgment.effect, judgment.u
+                                ),
+                            ));
+                        }
+                        stats.judgment = Some(judgment);
+                    }
+                    Err(why) => failures.push(Mismatch::new(
+                        "judge mann-whitney",
+                        format!(
+                            "at least {} answered requests per side",
+                            crate::config::MIN_JUDGE_SAMPLES
+                        ),
+                        why,
+                    )),
+                }
+            }
+        }
+        let outcome = if failures.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed { failures }
+        };
+        Ran {
+            outcome,
+            stats: Some(stats),
+        }
+    }
+}
+
+struct Shared {
+    next: AtomicU64,
+    completed: AtomicU64,
+    sides: Vec<Mutex<Side>>,
+}
+
+/// One-sided Mann-Whitney U: is `target` stochastically greater (slower) than `baseline`?
+pub fn mann_whitney(target: &[f64], baseline: &[f64]) -> Result<JudgeStats, String> {
+    let minimum = usize::try_from(crate::config::MIN_JUDGE_SAMPLES).unwrap_or(50);
+    if target.len() < minimum || baseline.len() < minimum {
+        return Err(format!(
+            "{} and {} (errors leave too few samples)",
+            target.len(),
+            baseline.len()
+        ));
+    }
+    let (u, p_value) = mannwhitneyu(
+        target,
+        baseline,
+        MannWhitneyUMethod::AsymptoticInclContinuityCorrection,
+        Alternative::Greater,
+    )
+    .map_err(|err| format!("the test could not run: {err}"))?;
+    let effect = median(target) / median(baseline).max(f64::MIN_POSITIVE);
+    Ok(JudgeStats {
+        judge: "mann-whitney",
+        u,
+        p_value,
+        effect,
+        samples: (target.len(), baseline.len()),
+    })
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.is_empty() {
+        0.0
+    } else if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mann_whitney_sees_a_slower_target_and_not_noise() {
+        // Deterministic "noise": the same spread around 10 ms for both sides.
+        let noise: Vec<f64> = (0..200).map(|i| 10.0 + f64::from(i % 17) * 0.1).collect();
+        let slower: Vec<f64> = noise.iter().map(|v| v * 1.5).collect();
+        let same = mann_whitney(&noise, &noise).unwrap();
+        assert!(same.p_value > 0.4, "{same:?}");
+        assert!((same.effect - 1.0).abs() < 1e-9);
+        let slow = mann_whitney(&slower, &noise).unwrap();
+        assert!(slow.p_value < 1e-6, "{slow:?}");
+        assert!(slow.effect > 1.4, "{slow:?}");
+        // Faster is not "slower" in a one-sided test.
+        let fast = mann_whitney(&noise, &slower).unwrap();
+        assert!(fast.p_value > 0.99, "{fast:?}");
+    }
+
+    #[test]
+    fn mann_whitney_needs_enough_samples() {
+        let few = vec![1.0; 10];
+        let many = vec![1.0; 100];
+        assert!(
+            mann_whitney(&few, &many)
+                .unwrap_err()
+                .contains("10 and 100")
+        );
+    }
+
+    #[test]
+    fn histogram_percentiles_come_out_in_milliseconds() {
+        let mut side = Side::new().unwrap();
+        for ms in 1..=100u64 {
+            side.histogram.saturating_record(ms * 1000);
+            side.done += 1;
+        }
+        side.done += 1;
+        side.errors += 1;
+        let stats = side.stats(Duration::from_secs(2));
+        assert!((stats.p50_ms - 50.0).abs() < 0.1, "{stats:?}");
+        assert!((stats.p99_ms - 99.0).abs() < 0.1, "{stats:?}");
+        assert!((stats.max_ms - 100.0).abs() < 0.1, "{stats:?}");
+        assert!((stats.rps - 50.5).abs() < 1e-9, "{stats:?}");
+        assert!((stats.error_rate - 1.0 / 101.0).abs() < 1e-9, "{stats:?}");
+    }
+}
