@@ -3,6 +3,7 @@
 #   make test     fmt check, clippy (warnings denied), build, every test
 #   make demo     local blue/green rehearsal: paysim blue/green, the three hooks, a good and a bad release
 #   make invoke   run one hook under cargo lambda watch and invoke it with a sample event
+#   make bench    performance benchmarks (release build, nginx, wrk, oha): see BENCHMARKS.md
 #   make tools    install cargo-lambda into the project venv (.venv, git-ignored)
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ export FAULT
 # Never let the AWS SDK wait on the EC2 metadata service on a laptop or CI machine.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: test tools build fmt-check lint demo invoke clean
+.PHONY: test tools build fmt-check lint demo invoke bench clean
 
 test: tools fmt-check lint build
 	cargo nextest run --workspace --locked --no-fail-fast
@@ -47,6 +48,17 @@ demo: tools build
 
 invoke: tools build
 	scripts/invoke.sh $(HOOK) $(CONFIG) $(TARGET_MODE)
+
+# Release hooks and CLI, nginx and wrk (Debian), oha (crates.io, into target/bench-tools), boto3
+# for the Python floor; then one side-by-side run.
+bench: tools build
+	cargo build --release --locked -p after-allow-test-traffic -p before-allow-traffic -p after-allow-traffic -p greenlight-cli
+	@command -v nginx >/dev/null && command -v wrk >/dev/null || { \
+	  echo "installing nginx and wrk from Debian (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk; }
+	@test -x target/bench-tools/bin/oha || cargo install oha --locked --root target/bench-tools
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check boto3
+	$(VENV)/bin/python bench/bench.py
 
 clean:
 	cargo clean

@@ -75,6 +75,8 @@ impl Paysim {
 
     /// Every payment in the database (newest first, up to 100), as this paysim reads them.
     pub async fn payments(&self) -> Vec<Value> {
+        // The workspace builds reqwest without a bundled crypto provider; ring is the one in use.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let bytes = client
             .get(format!("{}/v1/payments?limit=100", self.url()))

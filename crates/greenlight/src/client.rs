@@ -35,6 +35,10 @@ pub struct TargetClient {
 impl Targets {
     /// Build a client for each target.
     pub fn build(config: &Config) -> Result<Targets, ConfigError> {
+        // reqwest is built without a crypto provider of its own (one TLS stack in the binary,
+        // shared with the AWS SDK's client): ring, installed once for the process. A second
+        // call finds it installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let clients = config
             .targets
             .iter()

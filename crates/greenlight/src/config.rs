@@ -95,7 +95,8 @@ impl Default for Defaults {
             budget: Dur(Duration::from_secs(120)),
             report_reserve: Dur(Duration::from_secs(10)),
             max_body_bytes: 1024 * 1024,
-            concurrency: 16,
+            // Enough that a realistic stage runs all at once: its time is its slowest check.
+            concurrency: 64,
         }
     }
 }

@@ -245,12 +245,22 @@ async fn stop_requested(rx: &mut watch::Receiver<bool>) {
 /// Sets up logging to stderr: text, `warn` and above unless `RUST_LOG` says otherwise.
 /// Stdout is left for the one listening line.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // A `Targets` filter (`warn`, `paysim=debug`): the workspace builds tracing-subscriber
+    // without its regex-based EnvFilter.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|text| text.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing_subscriber::filter::LevelFilter::WARN)
+        });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// What the binary does: open the database, bind 127.0.0.1 (never all interfaces: this is a

@@ -14,6 +14,9 @@ struct Args {
     /// How to answer.
     #[arg(long, value_enum, default_value_t = Mode::Healthy)]
     mode: Mode,
+    /// With `--mode slow`: how long each answer waits.
+    #[arg(long, default_value_t = 10_000)]
+    delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -22,7 +25,7 @@ enum Mode {
     Healthy,
     /// 500 on every request
     Broken,
-    /// healthy, after 10 s
+    /// healthy, after --delay-ms (10 s by default)
     Slow,
 }
 
@@ -32,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let behaviour = match args.mode {
         Mode::Healthy => Behaviour::Healthy,
         Mode::Broken => Behaviour::Status(500),
-        Mode::Slow => Behaviour::Slow(Duration::from_secs(10)),
+        Mode::Slow => Behaviour::Slow(Duration::from_millis(args.delay_ms)),
     };
     let target = Target::start_on(([127, 0, 0, 1], args.port).into(), behaviour).await;
     println!("[target] {:?} on {}", args.mode, target.url());

@@ -31,6 +31,8 @@ pub fn temp_db() -> TempDb {
 }
 
 pub fn client() -> reqwest::Client {
+    // The workspace builds reqwest without a bundled crypto provider; ring is the one in use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         // Only ever 127.0.0.1: never route test traffic through a proxy from the environment.
         .no_proxy()
