@@ -579,3 +579,82 @@ async fn make_invoke_runs_a_hook_end_to_end() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn ecs_native_hooks_return_their_verdict() {
+    let rig = Rig::start().await;
+    let target = Target::start(Behaviour::Healthy).await;
+    let broken = Target::start(Behaviour::Status(500)).await;
+    let config = format!(
+        r#"
+targets: {{ test: {{ url: "{}" }}, prod: {{ url: "{}" }} }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTestTraffic: {{ checks: [ {{ name: green health, http: {{ target: test, path: "/health/{{{{run_id}}}}" }} }} ] }}
+  BeforeAllowTraffic: {{ checks: [ {{ name: green health, http: {{ target: test, path: /health }} }} ] }}
+  AfterAllowTraffic: {{ checks: [ {{ name: production health, http: {{ target: prod, path: /health }} }} ] }}
+"#,
+        target.url(),
+        broken.url()
+    );
+    for (binary, event, status) in [
+        (
+            "after-allow-test-traffic",
+            "ecs-post-test-traffic-shift.json",
+            "SUCCEEDED",
+        ),
+        (
+            "after-allow-test-traffic",
+            "ecs-post-test-traffic-shift-legacy.json",
+            "SUCCEEDED",
+        ),
+        (
+            "before-allow-traffic",
+            "ecs-pre-production-traffic-shift.json",
+            "SUCCEEDED",
+        ),
+        // Production answers 500: the release must roll back.
+        (
+            "after-allow-traffic",
+            "ecs-post-production-traffic-shift.json",
+            "FAILED",
+        ),
+        // Attached to the wrong stage: FAILED with the reason, never a silent pass.
+        (
+            "after-allow-traffic",
+            "ecs-post-test-traffic-shift.json",
+            "FAILED",
+        ),
+    ] {
+        let hook = rig.hook(binary, Some(&config));
+        let invocation = hook.invoke_file(event).await;
+        assert!(
+            invocation.ok,
+            "{binary} {event}: {invocation:?}\n{}",
+            hook.logs()
+        );
+        let result = invocation.json();
+        assert_eq!(result["hookStatus"], status, "{binary} {event}: {result:#}");
+        assert!(result["hookDetails"]["greenlightSummary"].is_string());
+    }
+    // The run id came from executionId: the same execution, the same path.
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            greenlight_e2e::lambda::workspace_root()
+                .join("events/ecs-post-test-traffic-shift.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let run_id = greenlight::event::run_id_from(sample["executionId"].as_str().unwrap());
+    assert!(
+        target
+            .seen()
+            .iter()
+            .any(|s| s.path == format!("/health/{run_id}"))
+    );
+    assert!(
+        rig.codedeploy.calls().is_empty(),
+        "ECS hooks never call CodeDeploy"
+    );
+}

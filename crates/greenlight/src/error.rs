@@ -75,7 +75,8 @@ pub enum EventError {
     /// Not a JSON object at all.
     #[error(
         "the hook event is not a JSON object (got {got}): CodeDeploy sends \
-         {{\"DeploymentId\": \"d-...\", \"LifecycleEventHookExecutionId\": \"...\"}}; \
+         {{\"DeploymentId\": \"d-...\", \"LifecycleEventHookExecutionId\": \"...\"}} and ECS \
+         {{\"executionId\": \"...\", \"lifecycleStage\": \"...\"}}; \
          try `cargo lambda invoke --data-file events/after-allow-test-traffic.json`"
     )]
     NotAnObject {
@@ -89,6 +90,16 @@ pub enum EventError {
          the samples in events/ show the shape"
     )]
     MissingId {
+        /// The field name.
+        field: &'static str,
+    },
+    /// An ECS hook payload without a required field.
+    #[error(
+        "the ECS hook event has no usable {field} (a non-empty string is required): ECS sends \
+         {{\"executionId\": \"...\", \"lifecycleStage\": \"POST_TEST_TRAFFIC_SHIFT\", ...}}; \
+         the samples in events/ecs-*.json show the shape"
+    )]
+    MissingEcsField {
         /// The field name.
         field: &'static str,
     },

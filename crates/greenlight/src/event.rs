@@ -5,6 +5,86 @@ use sha2::{Digest, Sha256};
 
 use crate::error::EventError;
 
+/// What invoked the hook: CodeDeploy (which wants a status call) or ECS's own blue/green engine
+/// (which reads the function's return value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookEvent {
+    /// A CodeDeploy lifecycle hook.
+    CodeDeploy(CodeDeployEvent),
+    /// An ECS-native lifecycle hook.
+    Ecs(EcsEvent),
+}
+
+impl HookEvent {
+    /// Tell the two shapes apart and read the one that came.
+    pub fn from_value(payload: &Value) -> Result<Self, EventError> {
+        let object = payload.as_object().ok_or(EventError::NotAnObject {
+            got: json_type(payload),
+        })?;
+        let ecs = ["executionId", "lifecycleStage"]
+            .iter()
+            .any(|key| object.contains_key(*key));
+        let codedeploy = ["DeploymentId", "LifecycleEventHookExecutionId"]
+            .iter()
+            .any(|key| object.contains_key(*key));
+        if ecs && !codedeploy {
+            EcsEvent::from_value(payload).map(HookEvent::Ecs)
+        } else {
+            CodeDeployEvent::from_value(payload).map(HookEvent::CodeDeploy)
+        }
+    }
+}
+
+/// An ECS-native blue/green lifecycle hook invocation (2025). Both documented shapes are read:
+/// the details under `executionDetails`, or (older) at the top level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcsEvent {
+    /// Identifies this hook execution; the run id derives from it.
+    pub execution_id: String,
+    /// `POST_TEST_TRAFFIC_SHIFT`, …
+    pub lifecycle_stage: String,
+    /// The service deployment ARN, when sent.
+    pub resource_arn: Option<String>,
+    /// The service ARN, when sent.
+    pub service_arn: Option<String>,
+    /// The revision being deployed, when sent.
+    pub target_service_revision_arn: Option<String>,
+}
+
+impl EcsEvent {
+    /// Read an ECS hook payload.
+    pub fn from_value(payload: &Value) -> Result<Self, EventError> {
+        let object = payload.as_object().ok_or(EventError::NotAnObject {
+            got: json_type(payload),
+        })?;
+        let text = |value: Option<&Value>| {
+            value
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+        };
+        let required = |field: &'static str| {
+            text(object.get(field)).ok_or(EventError::MissingEcsField { field })
+        };
+        // Newer payloads nest the deployment's details; older ones put them at the top level.
+        let details = object.get("executionDetails").and_then(Value::as_object);
+        let detail = |field: &str| text(details.and_then(|d| d.get(field)).or(object.get(field)));
+        Ok(EcsEvent {
+            execution_id: required("executionId")?,
+            lifecycle_stage: required("lifecycleStage")?,
+            resource_arn: text(object.get("resourceArn")),
+            service_arn: detail("serviceArn"),
+            target_service_revision_arn: detail("targetServiceRevisionArn"),
+        })
+    }
+
+    /// The run id, stable for this hook execution.
+    pub fn run_id(&self) -> String {
+        run_id_from(&self.execution_id)
+    }
+}
+
 /// The ids CodeDeploy sends to a lifecycle hook, and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeDeployEvent {
@@ -109,6 +189,47 @@ mod tests {
                 "the message points at the samples: {e}"
             );
         }
+    }
+
+    #[test]
+    fn tells_codedeploy_from_ecs_and_reads_both_ecs_shapes() {
+        let codedeploy = HookEvent::from_value(
+            &json!({"DeploymentId": "d-1", "LifecycleEventHookExecutionId": "e"}),
+        )
+        .unwrap();
+        assert!(matches!(codedeploy, HookEvent::CodeDeploy(_)));
+        let nested = json!({
+            "executionId": "exec-1",
+            "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+            "resourceArn": "arn:aws:ecs:us-east-1:1:service-deployment/c/s/abc",
+            "executionDetails": {
+                "serviceArn": "arn:aws:ecs:us-east-1:1:service/c/s",
+                "targetServiceRevisionArn": "arn:aws:ecs:us-east-1:1:service-revision/c/s/2",
+                "testTrafficWeights": {}, "productionTrafficWeights": {}
+            }
+        });
+        let flat = json!({
+            "executionId": "exec-1",
+            "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+            "resourceArn": "arn:aws:ecs:us-east-1:1:service-deployment/c/s/abc",
+            "serviceArn": "arn:aws:ecs:us-east-1:1:service/c/s",
+            "targetServiceRevisionArn": "arn:aws:ecs:us-east-1:1:service-revision/c/s/2"
+        });
+        for payload in [nested, flat] {
+            let HookEvent::Ecs(event) = HookEvent::from_value(&payload).unwrap() else {
+                panic!("an ECS event");
+            };
+            assert_eq!(event.execution_id, "exec-1");
+            assert_eq!(event.lifecycle_stage, "POST_TEST_TRAFFIC_SHIFT");
+            assert_eq!(
+                event.service_arn.as_deref(),
+                Some("arn:aws:ecs:us-east-1:1:service/c/s")
+            );
+            assert_eq!(event.run_id(), run_id_from("exec-1"));
+        }
+        let e = HookEvent::from_value(&json!({"lifecycleStage": "POST_TEST_TRAFFIC_SHIFT"}))
+            .unwrap_err();
+        assert!(e.to_string().contains("executionId"), "{e}");
     }
 
     #[test]

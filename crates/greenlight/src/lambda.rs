@@ -2,7 +2,8 @@
 //!
 //! The order matters for the one-hour hang: the event's ids are read first (without them no
 //! report is possible, so a bad event is an invocation error), and from then on every path,
-//! panics included, ends in exactly one status report.
+//! panics included, ends in exactly one status report: a CodeDeploy status call, or for ECS's
+//! own blue/green engine the returned `hookStatus`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 use crate::budget::{Budget, BudgetSource};
 use crate::config::Defaults;
 use crate::error::{EventError, ReportError};
-use crate::event::CodeDeployEvent;
+use crate::event::{CodeDeployEvent, EcsEvent, HookEvent};
 use crate::redact::Redactor;
 use crate::report::StageReport;
 use crate::report::codedeploy::{CodeDeploySink, StatusSink};
@@ -77,63 +78,30 @@ impl<S: StatusSink> Hook<S> {
 
     /// Handle one invocation: `deadline_ms` is the Lambda deadline (0 when unknown).
     pub async fn handle(&self, payload: Value, deadline_ms: u64) -> Result<Value, HookError> {
-        let event = CodeDeployEvent::from_value(&payload).inspect_err(|err| {
-            tracing::error!(stage = %self.stage, error = %err, "rejected an event that is not a CodeDeploy hook event; nothing reported");
+        let event = HookEvent::from_value(&payload).inspect_err(|err| {
+            tracing::error!(stage = %self.stage, error = %err, "rejected an event that is not a lifecycle hook event; nothing reported");
         })?;
-        let run_id = event.run_id();
+        match event {
+            HookEvent::CodeDeploy(event) => self.handle_codedeploy(event, deadline_ms).await,
+            HookEvent::Ecs(event) => Ok(self.handle_ecs(event, deadline_ms).await),
+        }
+    }
+
+    async fn handle_codedeploy(
+        &self,
+        event: CodeDeployEvent,
+        deadline_ms: u64,
+    ) -> Result<Value, HookError> {
         tracing::info!(
             stage = %self.stage,
             deployment_id = %event.deployment_id,
             lifecycle_event_hook_execution_id = %event.lifecycle_event_hook_execution_id,
-            run_id = %run_id,
-            "hook invoked"
+            run_id = %event.run_id(),
+            "hook invoked by CodeDeploy"
         );
-        let budget = Budget::from_deadline(
-            deadline_ms,
-            SystemTime::now(),
-            self.defaults.report_reserve.0,
-            self.defaults.budget.0,
-        );
-        // Said before the checks start, so the log reads in the order things happened.
-        let fallback_warning = match budget.source {
-            BudgetSource::Fallback { reason } => {
-                let warning = format!(
-                    "{reason}; using defaults.budget of {} for the checks",
-                    humantime::format_duration(budget.checks)
-                );
-                tracing::warn!(
-                    stage = %self.stage,
-                    deadline_ms,
-                    budget_ms = u64::try_from(budget.checks.as_millis()).unwrap_or(u64::MAX),
-                    warning = %warning,
-                    "deadline not usable"
-                );
-                Some(warning)
-            }
-            BudgetSource::Deadline { .. } => None,
-        };
-        let evaluation = match &self.suite {
-            Ok(suite) => {
-                let suite = Arc::clone(suite);
-                let (stage, run_id, checks) = (self.stage, run_id.clone(), budget.checks);
-                let deployment_id = Some(event.deployment_id.clone());
-                Some(async move { suite.run_stage(stage, checks, run_id, deployment_id).await })
-            }
-            Err(_) => None,
-        };
-        let mut report = match (evaluation, &self.suite) {
-            (Some(evaluation), _) => evaluate(self.stage, &run_id, budget, evaluation).await,
-            (None, Err(config_error)) => {
-                StageReport::not_run(self.stage, run_id, config_error.clone(), Duration::ZERO)
-            }
-            (None, Ok(_)) => unreachable_report(self.stage, run_id),
-        };
-        if let Some(warning) = &fallback_warning {
-            report.warnings.push(warning.clone());
-        }
-        let report = report.for_deployment(event.deployment_id.clone());
-        crate::report::log::emit(&report);
-
+        let report = self
+            .stage_report(event.run_id(), event.deployment_id.clone(), deadline_ms)
+            .await;
         match self.sink.put(&event, report.verdict).await {
             Ok(delivery) => {
                 tracing::info!(
@@ -160,6 +128,117 @@ impl<S: StatusSink> Hook<S> {
                 Err(err.into())
             }
         }
+    }
+
+    /// ECS reads the verdict from the return value: `{"hookStatus": "SUCCEEDED" | "FAILED"}`.
+    /// A stage this function does not check is FAILED with the reason, never a silent pass.
+    async fn handle_ecs(&self, event: EcsEvent, deadline_ms: u64) -> Value {
+        let deployment_id = event
+            .resource_arn
+            .clone()
+            .or_else(|| event.service_arn.clone())
+            .unwrap_or_else(|| event.execution_id.clone());
+        tracing::info!(
+            stage = %self.stage,
+            lifecycle_stage = %event.lifecycle_stage,
+            execution_id = %event.execution_id,
+            deployment_id = %deployment_id,
+            target_service_revision_arn = event.target_service_revision_arn.as_deref(),
+            run_id = %event.run_id(),
+            "hook invoked by ECS"
+        );
+        let report = match Stage::from_ecs_name(&event.lifecycle_stage) {
+            Some(stage) if stage == self.stage => {
+                self.stage_report(event.run_id(), deployment_id, deadline_ms)
+                    .await
+            }
+            other => {
+                let why = match other {
+                    Some(stage) => format!(
+                        "this function checks {} but ECS invoked it for {} (the {stage} stage): \
+                         attach it to {} only, and the {stage} function to {}",
+                        self.stage,
+                        event.lifecycle_stage,
+                        self.stage.ecs_name(),
+                        stage.ecs_name()
+                    ),
+                    None => format!(
+                        "ECS invoked this function for {}, a stage greenlight does not check: \
+                         attach it to {} only (greenlight checks POST_TEST_TRAFFIC_SHIFT, \
+                         PRE_PRODUCTION_TRAFFIC_SHIFT and POST_PRODUCTION_TRAFFIC_SHIFT)",
+                        event.lifecycle_stage,
+                        self.stage.ecs_name()
+                    ),
+                };
+                let report = StageReport::not_run(self.stage, event.run_id(), why, Duration::ZERO)
+                    .for_deployment(deployment_id);
+                crate::report::log::emit(&report);
+                report
+            }
+        };
+        let status = match report.verdict {
+            crate::verdict::Verdict::Passed => "SUCCEEDED",
+            crate::verdict::Verdict::Failed => "FAILED",
+        };
+        tracing::info!(stage = %self.stage, hook_status = status, "answered ECS");
+        json!({
+            "hookStatus": status,
+            "hookDetails": {
+                "greenlightVerdict": report.verdict.as_str(),
+                "greenlightSummary": report.summary(),
+            },
+        })
+    }
+
+    /// Run this function's stage under the invocation's budget, whatever the config's state,
+    /// and log the result. Never fails: every problem is in the (failed) report.
+    async fn stage_report(
+        &self,
+        run_id: String,
+        deployment_id: String,
+        deadline_ms: u64,
+    ) -> StageReport {
+        let budget = Budget::from_deadline(
+            deadline_ms,
+            SystemTime::now(),
+            self.defaults.report_reserve.0,
+            self.defaults.budget.0,
+        );
+        // Said before the checks start, so the log reads in the order things happened.
+        let fallback_warning = match budget.source {
+            BudgetSource::Fallback { reason } => {
+                let warning = format!(
+                    "{reason}; using defaults.budget of {} for the checks",
+                    humantime::format_duration(budget.checks)
+                );
+                tracing::warn!(
+                    stage = %self.stage,
+                    deadline_ms,
+                    budget_ms = u64::try_from(budget.checks.as_millis()).unwrap_or(u64::MAX),
+                    warning = %warning,
+                    "deadline not usable"
+                );
+                Some(warning)
+            }
+            BudgetSource::Deadline { .. } => None,
+        };
+        let mut report = match &self.suite {
+            Ok(suite) => {
+                let suite = Arc::clone(suite);
+                let (stage, id, checks) = (self.stage, run_id.clone(), budget.checks);
+                let deployment = Some(deployment_id.clone());
+                let evaluation =
+                    async move { suite.run_stage(stage, checks, id, deployment).await };
+                evaluate(self.stage, &run_id, budget, evaluation).await
+            }
+            Err(config_error) => {
+                StageReport::not_run(self.stage, run_id, config_error.clone(), Duration::ZERO)
+            }
+        };
+        report.warnings.extend(fallback_warning);
+        let report = report.for_deployment(deployment_id);
+        crate::report::log::emit(&report);
+        report
     }
 }
 
@@ -192,15 +271,6 @@ where
             )
         }
     }
-}
-
-fn unreachable_report(stage: Stage, run_id: String) -> StageReport {
-    StageReport::not_run(
-        stage,
-        run_id,
-        "internal error: no evaluation was prepared; failing closed".to_owned(),
-        Duration::ZERO,
-    )
 }
 
 /// The whole life of a hook binary: logs, config and clients once, then the runtime loop.
@@ -347,6 +417,64 @@ mod tests {
             warnings.contains("already past") && warnings.contains("defaults.budget"),
             "{warnings}"
         );
+    }
+
+    fn ecs_event(stage: &str) -> Value {
+        json!({"executionId": "ecs-exec-1", "lifecycleStage": stage, "resourceArn": "arn:aws:ecs:us-east-1:1:service-deployment/c/s/x"})
+    }
+
+    #[tokio::test]
+    async fn ecs_events_are_answered_by_the_return_value_not_codedeploy() {
+        let passing = "targets: { t: { url: http://127.0.0.1:9 } }\nstages: { AfterAllowTraffic: { checks: [] } }";
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite(passing),
+            FakeSink::default(),
+        );
+        let out = hook
+            .handle(ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT"), 0)
+            .await
+            .unwrap();
+        assert_eq!(out["hookStatus"], "SUCCEEDED");
+        // Another stage than this function's: FAILED, with the reason and the fix.
+        let out = hook
+            .handle(ecs_event("POST_TEST_TRAFFIC_SHIFT"), 0)
+            .await
+            .unwrap();
+        assert_eq!(out["hookStatus"], "FAILED");
+        let why = out["hookDetails"]["greenlightSummary"].as_str().unwrap();
+        assert!(
+            why.contains("checks AfterAllowTraffic")
+                && why.contains("POST_PRODUCTION_TRAFFIC_SHIFT"),
+            "{why}"
+        );
+        // A stage greenlight never checks (ECS re-runs these during a rollback).
+        let out = hook
+            .handle(ecs_event("TEST_TRAFFIC_SHIFT"), 0)
+            .await
+            .unwrap();
+        assert_eq!(out["hookStatus"], "FAILED");
+        assert!(
+            out["hookDetails"]["greenlightSummary"]
+                .as_str()
+                .unwrap()
+                .contains("does not check")
+        );
+        assert!(
+            hook.sink.calls.lock().unwrap().is_empty(),
+            "ECS hooks never call CodeDeploy"
+        );
+        // Fail closed on a bad config too.
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite("targets: {"),
+            FakeSink::default(),
+        );
+        let out = hook
+            .handle(ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT"), 0)
+            .await
+            .unwrap();
+        assert_eq!(out["hookStatus"], "FAILED");
     }
 
     #[tokio::test]

@@ -45,6 +45,13 @@ impl Stage {
         }
     }
 
+    /// The stage for an ECS-native lifecycle stage name, if greenlight checks that stage.
+    pub fn from_ecs_name(name: &str) -> Option<Stage> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.ecs_name() == name.trim())
+    }
+
     fn kebab(self) -> &'static str {
         match self {
             Stage::AfterAllowTestTraffic => "after-allow-test-traffic",
