@@ -19,9 +19,9 @@ export FAULT
 # Never let the AWS SDK wait on the EC2 metadata service on a laptop or CI machine.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: test tools build fmt-check lint demo invoke bench clean
+.PHONY: test tools build fmt-check lint lint-templates demo invoke bench package clean
 
-test: tools fmt-check lint build
+test: tools fmt-check lint lint-templates build
 	cargo nextest run --workspace --locked --no-fail-fast
 
 tools: $(CARGO_LAMBDA)
@@ -31,6 +31,22 @@ $(CARGO_LAMBDA):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda==$(CARGO_LAMBDA_VERSION)'
 	@$(CARGO_LAMBDA) lambda --version
+
+# cfn-lint and the SAM CLI, for the templates.
+$(VENV)/bin/sam: $(CARGO_LAMBDA)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cfn-lint>=1.20' 'aws-sam-cli>=1.120'
+
+# template.yaml and the example stack, linted the way AWS does; no account needed.
+lint-templates: $(VENV)/bin/sam
+	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/cfn-lint template.yaml examples/bluegreen-stack.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template template.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template examples/bluegreen-stack.yaml
+
+# sam build for arm64 (provided.al2023) with cargo-lambda and zig (from PyPI): .aws-sam/build.
+package: $(VENV)/bin/sam
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check ziglang
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --template template.yaml --beta-features
 
 fmt-check:
 	cargo fmt --all -- --check

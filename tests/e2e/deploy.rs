@@ -1,0 +1,60 @@
+//! The deployment files agree with the code: the SAM template builds the three hook binaries
+//! under CodeDeployHook_ names, and the example AppSpec names exactly those functions.
+//! (`make lint-templates` checks the templates themselves with cfn-lint and sam validate.)
+
+// Test helpers panic on purpose: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use greenlight_e2e::lambda::{binary, workspace_root};
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(workspace_root().join(path)).unwrap()
+}
+
+#[test]
+fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
+    let template = read("template.yaml");
+    for (bin, stage) in [
+        ("after-allow-test-traffic", "AfterAllowTestTraffic"),
+        ("before-allow-traffic", "BeforeAllowTraffic"),
+        ("after-allow-traffic", "AfterAllowTraffic"),
+    ] {
+        assert!(
+            template.contains(&format!("Binary: {bin}")),
+            "template does not build {bin}"
+        );
+        // The binary really is one of the workspace's.
+        assert!(binary(bin).exists());
+        assert!(
+            template.contains(&format!(
+                "FunctionName: !Sub \"${{FunctionNamePrefix}}_{stage}\""
+            )),
+            "{stage}"
+        );
+    }
+    assert!(template.contains("Default: CodeDeployHook_greenlight"));
+    assert!(template.contains("AllowedPattern: \"^CodeDeployHook_"));
+    assert!(template.contains("BuildMethod: rust-cargolambda"));
+    assert!(template.contains("Runtime: provided.al2023"));
+    assert!(template.contains("Architectures: [arm64]"));
+    // Least privilege: the status call is scoped to the deployment group.
+    assert!(
+        template.contains("deploymentgroup:${CodeDeployApplication}/${CodeDeployDeploymentGroup}")
+    );
+    assert!(!template.contains("Resource: \"*\""));
+}
+
+#[test]
+fn the_example_appspec_names_the_template_functions() {
+    let appspec = read("examples/appspec.yaml");
+    for stage in [
+        "AfterAllowTestTraffic",
+        "BeforeAllowTraffic",
+        "AfterAllowTraffic",
+    ] {
+        assert!(
+            appspec.contains(&format!("- {stage}: CodeDeployHook_greenlight_{stage}")),
+            "{stage}"
+        );
+    }
+}
