@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 pub mod alb;
+pub mod aws;
 pub mod codedeploy;
 pub mod lambda;
 pub mod paysim;

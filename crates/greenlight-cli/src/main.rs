@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use greenlight::aws::Aws;
 use greenlight::budget::Budget;
 use greenlight::check::Progress;
 use greenlight::config::{Config, Source};
@@ -94,11 +95,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             run_id,
         } => {
-            let (config, source) = load(config)?;
+            let aws = Aws::new();
+            let (config, source) = load(config, &aws).await?;
             config.stage(stage)?;
             let budget = Budget::fixed(config.defaults.budget.0);
-            let suite =
-                Suite::new(config, source)?.with_progress(Arc::new(TerminalProgress::new()));
+            let suite = Suite::load(config, source, &aws)
+                .await?
+                .with_progress(Arc::new(TerminalProgress::new()));
             let run_id = run_id.unwrap_or_else(fresh_run_id);
             let report = suite.run_stage(stage, budget.checks, run_id, None).await;
             match format {
@@ -114,8 +117,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Validate { config } => {
-            let (config, source) = load(config)?;
-            Suite::new(config.clone(), source.clone())?;
+            let aws = Aws::new();
+            let (config, source) = load(config, &aws).await?;
+            Suite::load(config.clone(), source.clone(), &aws).await?;
             let stages: Vec<String> = Stage::ALL
                 .into_iter()
                 .filter_map(|stage| {
@@ -194,11 +198,15 @@ impl Progress for TerminalProgress {
     }
 }
 
-fn load(path: Option<PathBuf>) -> anyhow::Result<(Config, Source)> {
+async fn load(path: Option<PathBuf>, aws: &Aws) -> anyhow::Result<(Config, Source)> {
     Ok(match path {
         Some(path) => (Config::from_file(&path)?, Source::File(path)),
-        None => Config::from_env()
-            .context("no --config given and GREENLIGHT_CONFIG did not provide one")?,
+        None => {
+            let loaded = Config::load_env(aws)
+                .await
+                .context("no --config given and GREENLIGHT_CONFIG did not provide one")?;
+            (loaded.config, loaded.source)
+        }
     })
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+use sha2::Digest as _;
 use url::Url;
 
 use crate::error::ConfigError;
@@ -41,12 +42,16 @@ pub struct Config {
     pub secrets: BTreeMap<String, SecretSource>,
 }
 
-/// Where a secret's value comes from.
+/// Where a secret's value comes from: exactly one of the three.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSource {
     /// An environment variable of the function (or the shell running the CLI).
-    pub env: String,
+    pub env: Option<String>,
+    /// A Secrets Manager secret id or ARN (its SecretString).
+    pub secretsmanager: Option<String>,
+    /// An SSM SecureString parameter name.
+    pub ssm: Option<String>,
 }
 
 /// A listener to send requests to.
@@ -451,6 +456,15 @@ pub enum Source {
     Inline,
     /// `file:PATH`.
     File(PathBuf),
+    /// `ssm:NAME` (Parameter Store).
+    Ssm(String),
+    /// `s3://BUCKET/KEY`.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
 }
 
 impl fmt::Display for Source {
@@ -458,30 +472,122 @@ impl fmt::Display for Source {
         match self {
             Source::Inline => f.write_str("inline"),
             Source::File(path) => write!(f, "file:{}", path.display()),
+            Source::Ssm(name) => write!(f, "ssm:{name}"),
+            Source::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
         }
     }
 }
 
+/// The largest config document read from S3.
+const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// A config with where it came from and which version it was.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The config.
+    pub config: Config,
+    /// Where it came from.
+    pub source: Source,
+    /// The SSM parameter version, the S3 version id or ETag, or a content hash.
+    pub version: String,
+}
+
+impl Source {
+    /// Read a `GREENLIGHT_CONFIG` value: `ssm:NAME`, `s3://BUCKET/KEY`, `file:PATH`, or the
+    /// document itself.
+    pub fn parse(setting: &str) -> Result<Source, ConfigError> {
+        let trimmed = setting.trim();
+        if let Some(name) = trimmed.strip_prefix("ssm:") {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(ConfigError::invalid(
+                    CONFIG_ENV,
+                    setting,
+                    "no parameter name after ssm:",
+                    "write ssm:/greenlight/payments",
+                ));
+            }
+            return Ok(Source::Ssm(name.to_owned()));
+        }
+        if let Some(rest) = trimmed.strip_prefix("s3://") {
+            return match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Source::S3 {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                }),
+                _ => Err(ConfigError::invalid(
+                    CONFIG_ENV,
+                    setting,
+                    "not an S3 location",
+                    "write s3://BUCKET/KEY, e.g. s3://payments-config/greenlight.yaml",
+                )),
+            };
+        }
+        if let Some(path) = trimmed.strip_prefix("file:") {
+            return Ok(Source::File(PathBuf::from(path.trim())));
+        }
+        Ok(Source::Inline)
+    }
+}
+
 impl Config {
-    /// Load from `GREENLIGHT_CONFIG` (the document itself or `file:PATH`).
-    pub fn from_env() -> Result<(Config, Source), ConfigError> {
+    /// Load `GREENLIGHT_CONFIG` from wherever it points, once per cold start.
+    pub async fn load_env(aws: &crate::aws::Aws) -> Result<Loaded, ConfigError> {
         match std::env::var(CONFIG_ENV) {
-            Ok(value) if !value.trim().is_empty() => Config::from_setting(&value),
+            Ok(value) if !value.trim().is_empty() => Config::load(&value, aws).await,
             _ => Err(ConfigError::Missing),
         }
     }
 
-    /// Interpret a `GREENLIGHT_CONFIG` value.
-    pub fn from_setting(value: &str) -> Result<(Config, Source), ConfigError> {
-        match value.trim_start().strip_prefix("file:") {
-            Some(path) => {
-                let path = PathBuf::from(path.trim());
-                Ok((Config::from_file(&path)?, Source::File(path)))
+    /// Load a config from a `GREENLIGHT_CONFIG` value.
+    pub async fn load(setting: &str, aws: &crate::aws::Aws) -> Result<Loaded, ConfigError> {
+        let source = Source::parse(setting)?;
+        let from_aws = |err: crate::aws::AwsReadError| {
+            ConfigError::invalid(CONFIG_ENV, &source, err.problem, err.fix)
+        };
+        let (text, version) = match &source {
+            Source::Inline => (setting.to_owned(), None),
+            Source::File(path) => (
+                std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+                    path: path.clone(),
+                    source: err,
+                })?,
+                None,
+            ),
+            Source::Ssm(name) => {
+                let (value, _, version) = aws.ssm_parameter(name).await.map_err(from_aws)?;
+                (value, Some(format!("ssm version {version}")))
             }
-            None => Ok((Config::parse(value)?, Source::Inline)),
-        }
+            Source::S3 { bucket, key } => {
+                let (bytes, version) = aws
+                    .s3_object(bucket, key, MAX_CONFIG_BYTES)
+                    .await
+                    .map_err(from_aws)?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    ConfigError::invalid(
+                        CONFIG_ENV,
+                        &source,
+                        "the object is not UTF-8 text",
+                        "upload the YAML or JSON config itself",
+                    )
+                })?;
+                (text, Some(format!("s3 {version}")))
+            }
+        };
+        let version = version.unwrap_or_else(|| {
+            let digest = sha2::Sha256::digest(text.as_bytes());
+            let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+            format!("sha256 {hex}")
+        });
+        Ok(Loaded {
+            config: Config::parse(&text)?,
+            source,
+            version,
+        })
     }
+}
 
+impl Config {
     /// Read and parse a file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -542,12 +648,16 @@ impl Config {
                     "use letters, digits and _, e.g. api_key",
                 ));
             }
-            if source.env.trim().is_empty() {
+            let given: Vec<&String> = [&source.env, &source.secretsmanager, &source.ssm]
+                .into_iter()
+                .flatten()
+                .collect();
+            if given.len() != 1 || given[0].trim().is_empty() {
                 return Err(ConfigError::invalid(
-                    format!("secrets.{name}.env"),
-                    "\"\"",
-                    "no environment variable named",
-                    "name the variable that holds the secret, e.g. env: PAYSIM_API_KEY",
+                    format!("secrets.{name}"),
+                    "(source)",
+                    "a secret needs exactly one non-empty source",
+                    "write one of { env: VARIABLE }, { secretsmanager: SECRET_ID_OR_ARN }, { ssm: /parameter/name }",
                 ));
             }
         }
@@ -1326,7 +1436,10 @@ stages:
         assert_eq!(scenario.steps.len(), 2);
         assert_eq!(scenario.steps[1].target.as_deref(), Some("prod"));
         assert_eq!(scenario.cleanup[0].label(0, true), "cleanup 1");
-        assert_eq!(config.secrets["api_key"].env, "PAYSIM_API_KEY");
+        assert_eq!(
+            config.secrets["api_key"].env.as_deref(),
+            Some("PAYSIM_API_KEY")
+        );
     }
 
     #[test]
@@ -1463,18 +1576,40 @@ stages:
         assert!(e.contains("AfterAllowTraffic"), "{e}");
     }
 
-    #[test]
-    fn settings_select_inline_or_file() {
+    #[tokio::test]
+    async fn settings_select_the_source() {
+        let aws = crate::aws::Aws::new();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, "targets: { t: { url: http://a } }").unwrap();
-        let (_, source) = Config::from_setting(&format!("file:{}", path.display())).unwrap();
-        assert_eq!(source, Source::File(path.clone()));
-        let (_, source) = Config::from_setting("targets: { t: { url: http://a } }").unwrap();
-        assert_eq!(source, Source::Inline);
-        let e = Config::from_setting("file:/nonexistent/greenlight.yaml")
+        let loaded = Config::load(&format!("file:{}", path.display()), &aws)
+            .await
+            .unwrap();
+        assert_eq!(loaded.source, Source::File(path.clone()));
+        assert!(loaded.version.starts_with("sha256 "), "{}", loaded.version);
+        let loaded = Config::load("targets: { t: { url: http://a } }", &aws)
+            .await
+            .unwrap();
+        assert_eq!(loaded.source, Source::Inline);
+        let e = Config::load("file:/nonexistent/greenlight.yaml", &aws)
+            .await
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/greenlight.yaml"), "{e}");
+        assert_eq!(
+            Source::parse("ssm:/greenlight/payments").unwrap(),
+            Source::Ssm("/greenlight/payments".into())
+        );
+        assert_eq!(
+            Source::parse("s3://cfg/env/greenlight.yaml").unwrap(),
+            Source::S3 {
+                bucket: "cfg".into(),
+                key: "env/greenlight.yaml".into()
+            }
+        );
+        for bad in ["ssm:", "s3://bucket-only", "s3:///key"] {
+            let e = Source::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("GREENLIGHT_CONFIG"), "{bad}: {e}");
+        }
     }
 }

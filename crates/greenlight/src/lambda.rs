@@ -276,11 +276,13 @@ where
 /// The whole life of a hook binary: logs, config and clients once, then the runtime loop.
 pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init_lambda();
-    let suite = Suite::from_env();
+    let aws = crate::aws::Aws::new();
+    let suite = Suite::from_env(&aws).await;
     match &suite {
-        Ok(suite) => tracing::info!(
+        Ok((suite, version)) => tracing::info!(
             stage = %stage,
             config_source = %suite.source,
+            config_version = %version,
             targets = suite.config.targets.len(),
             "config loaded"
         ),
@@ -290,11 +292,12 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
             "config could not be loaded; every invocation will report Failed until it is fixed"
         ),
     }
+    let suite = suite.map(|(suite, _)| suite);
     let reserve = suite
         .as_ref()
         .map(|suite| suite.config.defaults.report_reserve.0)
         .unwrap_or_else(|_| Defaults::default().report_reserve.0);
-    let sink = CodeDeploySink::from_env(reserve).await;
+    let sink = CodeDeploySink::from_sdk(aws.sdk().await, reserve);
     let hook = Arc::new(Hook::new(stage, suite, sink));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let hook = Arc::clone(&hook);

@@ -5,6 +5,7 @@
 //! [`verdict`] → [`report`]. [`lambda`] is the glue the hook binaries call; [`suite`] wires the
 //! flow for one stage.
 
+pub mod aws;
 pub mod budget;
 pub mod check;
 pub mod client;

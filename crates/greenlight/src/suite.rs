@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::aws::Aws;
 use crate::check::{Progress, RunContext};
 use crate::client::Targets;
 use crate::config::{Config, Source};
@@ -32,16 +33,94 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Load `GREENLIGHT_CONFIG` and build the clients.
-    pub fn from_env() -> Result<Suite, ConfigError> {
-        let (config, source) = Config::from_env()?;
-        Suite::new(config, source)
+    /// Load `GREENLIGHT_CONFIG` from wherever it points, resolve its secrets, build the
+    /// clients: what a cold start does once.
+    pub async fn from_env(aws: &Aws) -> Result<(Suite, String), ConfigError> {
+        let loaded = Config::load_env(aws).await?;
+        let suite = Suite::load(loaded.config, loaded.source, aws).await?;
+        Ok((suite, loaded.version))
     }
 
-    /// Build the clients for a config.
+    /// Resolve every secret (environment, Secrets Manager, SSM) and build the clients.
+    pub async fn load(config: Config, source: Source, aws: &Aws) -> Result<Suite, ConfigError> {
+        let mut secrets = BTreeMap::new();
+        for (name, from) in &config.secrets {
+            let value = match (&from.env, &from.secretsmanager, &from.ssm) {
+                (Some(variable), _, _) => env_secret(name, variable)?,
+                (_, Some(id), _) => aws.secret_string(id).await.map_err(|err| {
+                    ConfigError::invalid(
+                        format!("secrets.{name}.secretsmanager"),
+                        id,
+                        err.problem,
+                        err.fix,
+                    )
+                })?,
+                (_, _, Some(parameter)) => {
+                    let (value, kind, _) = aws.ssm_parameter(parameter).await.map_err(|err| {
+                        ConfigError::invalid(
+                            format!("secrets.{name}.ssm"),
+                            parameter,
+                            err.problem,
+                            err.fix,
+                        )
+                    })?;
+                    if kind != "SecureString" {
+                        return Err(ConfigError::invalid(
+                            format!("secrets.{name}.ssm"),
+                            parameter,
+                            format!("the parameter is a {kind}, not a SecureString"),
+                            "store secrets as SecureString parameters (encrypted at rest)",
+                        ));
+                    }
+                    value
+                }
+                (None, None, None) => {
+                    return Err(ConfigError::invalid(
+                        format!("secrets.{name}"),
+                        "(source)",
+                        "no source",
+                        "write { env: VARIABLE }, { secretsmanager: ID } or { ssm: NAME }",
+                    ));
+                }
+            };
+            if value.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("secrets.{name}"),
+                    "(empty)",
+                    "the secret's value is empty",
+                    "store the value, or point at the right source",
+                ));
+            }
+            secrets.insert(name.clone(), value);
+        }
+        Suite::with_secrets(config, source, secrets)
+    }
+
+    /// Build the clients for a config whose secrets all come from the environment (tests, and
+    /// the CLI without AWS access). A secret from AWS is an error here: use [`Suite::load`].
     pub fn new(config: Config, source: Source) -> Result<Suite, ConfigError> {
+        let secrets = config
+            .secrets
+            .iter()
+            .map(|(name, from)| match &from.env {
+                Some(variable) => env_secret(name, variable).map(|value| (name.clone(), value)),
+                None => Err(ConfigError::invalid(
+                    format!("secrets.{name}"),
+                    "(AWS source)",
+                    "this secret is read from AWS, which this caller does not load",
+                    "load the suite with Suite::load",
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        Suite::with_secrets(config, source, secrets)
+    }
+
+    fn with_secrets(
+        config: Config,
+        source: Source,
+        secrets: BTreeMap<String, String>,
+    ) -> Result<Suite, ConfigError> {
         let targets = Targets::build(&config)?;
-        let secrets = resolve_secrets(&config)?;
         let redactor = redactor_for(&config, &secrets);
         Ok(Suite {
             config,
@@ -127,25 +206,18 @@ impl Suite {
     }
 }
 
-/// Read every secret once. A missing one is a config error, so the stage fails closed instead
-/// of sending an empty API key.
-fn resolve_secrets(config: &Config) -> Result<BTreeMap<String, String>, ConfigError> {
-    config
-        .secrets
-        .iter()
-        .map(|(name, source)| match std::env::var(&source.env) {
-            Ok(value) if !value.trim().is_empty() => Ok((name.clone(), value)),
-            _ => Err(ConfigError::invalid(
-                format!("secrets.{name}.env"),
-                &source.env,
-                "the environment variable is not set (or is empty)",
-                format!(
-                    "set {} on the function (or in the shell that runs greenlight)",
-                    source.env
-                ),
-            )),
-        })
-        .collect()
+/// A secret from an environment variable. A missing one is a config error, so the stage fails
+/// closed instead of sending an empty API key.
+fn env_secret(name: &str, variable: &str) -> Result<String, ConfigError> {
+    match std::env::var(variable) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::invalid(
+            format!("secrets.{name}.env"),
+            variable,
+            "the environment variable is not set (or is empty)",
+            format!("set {variable} on the function (or in the shell that runs greenlight)"),
+        )),
+    }
 }
 
 impl std::fmt::Debug for Suite {

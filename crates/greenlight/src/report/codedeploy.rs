@@ -61,6 +61,15 @@ impl CodeDeploySink {
         CodeDeploySink { client }
     }
 
+    /// A client from an already loaded SDK config, its total time (retries included) bounded
+    /// by `reserve`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, reserve: Duration) -> Self {
+        let config = aws_sdk_codedeploy::config::Builder::from(sdk)
+            .timeout_config(report_timeouts(reserve))
+            .build();
+        CodeDeploySink::new(aws_sdk_codedeploy::Client::from_conf(config))
+    }
+
     /// Build a client from the environment (credentials, region, and `AWS_ENDPOINT_URL_CODEDEPLOY`
     /// if set), with retries and a total time that fit in `reserve`.
     pub async fn from_env(reserve: Duration) -> Self {
@@ -90,13 +99,15 @@ pub fn with_report_policy(
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(2)),
         )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(4))
-                .operation_timeout(reserve)
-                .build(),
-        )
+        .timeout_config(report_timeouts(reserve))
+}
+
+fn report_timeouts(reserve: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(4))
+        .operation_timeout(reserve)
+        .build()
 }
 
 impl StatusSink for CodeDeploySink {

@@ -1,0 +1,236 @@
+//! Config and secrets from AWS, through the real SDK clients in the real hook binary, against
+//! local SSM, S3 and Secrets Manager endpoints (`AWS_ENDPOINT_URL_<SERVICE>`): the happy paths,
+//! and the errors an SRE meets (missing, access denied, wrong type), each a Failed report that
+//! says what to fix.
+
+// Test helpers panic on purpose: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use greenlight_e2e::aws::{FakeAws, Store};
+use greenlight_e2e::codedeploy::FakeCodeDeploy;
+use greenlight_e2e::lambda::{Emulator, Function};
+use greenlight_e2e::targets::{Behaviour, Target};
+use serde_json::Value;
+
+const EVENT: &str = r#"{"DeploymentId":"d-AWS","LifecycleEventHookExecutionId":"aws-sources"}"#;
+
+struct Rig {
+    emulator: Emulator,
+    codedeploy: FakeCodeDeploy,
+    aws: FakeAws,
+}
+
+impl Rig {
+    async fn start(store: Store) -> Rig {
+        Rig {
+            emulator: Emulator::start().await,
+            codedeploy: FakeCodeDeploy::start().await,
+            aws: FakeAws::start(store).await,
+        }
+    }
+
+    fn hook(&self, config: &str) -> Function {
+        let codedeploy = self.codedeploy.url();
+        let aws = self.aws.env();
+        let mut env: Vec<(&str, &str)> = vec![
+            ("AWS_ENDPOINT_URL_CODEDEPLOY", codedeploy.as_str()),
+            ("GREENLIGHT_CONFIG", config),
+        ];
+        env.extend(aws.iter().map(|(k, v)| (*k, v.as_str())));
+        self.emulator.function("after-allow-traffic", &env)
+    }
+}
+
+fn suite(url: &str, secret_source: &str) -> String {
+    format!(
+        r#"
+secrets: {{ api_key: {secret_source} }}
+targets: {{ prod: {{ url: "{url}" }} }}
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: production health
+        http: {{ target: prod, path: /health, headers: {{ Authorization: "Bearer {{{{secrets.api_key}}}}" }} }}
+"#
+    )
+}
+
+async fn run(rig: &Rig, config: &str) -> (Value, String) {
+    let hook = rig.hook(config);
+    let invocation = hook.invoke(EVENT).await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    // Logs are read after the report went out, so every line of this invocation is there.
+    rig.codedeploy
+        .wait_for_calls(1, Duration::from_secs(30))
+        .await;
+    (invocation.json(), hook.logs())
+}
+
+#[tokio::test]
+async fn config_from_ssm_and_a_secret_from_secrets_manager() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let mut store = Store::default();
+    store.parameters.insert(
+        "/greenlight/payments".into(),
+        (
+            "String".into(),
+            suite(&target.url(), "{ secretsmanager: payments/api-key }"),
+            7,
+        ),
+    );
+    store.secrets.insert(
+        "payments/api-key".into(),
+        Some("sk_test_FROMSECRETSMANAGER".into()),
+    );
+    let rig = Rig::start(store).await;
+    let hook = rig.hook("ssm:/greenlight/payments");
+    for id in ["first", "second"] {
+        let invocation = hook
+            .invoke(&format!(
+                r#"{{"DeploymentId":"d-AWS","LifecycleEventHookExecutionId":"{id}"}}"#
+            ))
+            .await;
+        assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+        assert_eq!(invocation.json()["status"], "Succeeded", "{}", hook.logs());
+    }
+    rig.codedeploy
+        .wait_for_calls(2, Duration::from_secs(30))
+        .await;
+    let logs = hook.logs();
+    assert_eq!(
+        target.seen()[0].headers["authorization"],
+        "Bearer sk_test_FROMSECRETSMANAGER"
+    );
+    // Source and version are logged once per cold start; the secret never is.
+    assert!(
+        logs.contains(r#""config_source":"ssm:/greenlight/payments""#),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(r#""config_version":"ssm version 7""#),
+        "{logs}"
+    );
+    assert!(!logs.contains("sk_test_FROMSECRETSMANAGER"));
+    // Read once per cold start: two invocations, one read of each.
+    assert_eq!(
+        rig.aws.requests(),
+        vec![
+            ("ssm".to_owned(), "/greenlight/payments".to_owned()),
+            ("secretsmanager".to_owned(), "payments/api-key".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn config_from_s3_and_a_secret_from_an_ssm_securestring() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let mut store = Store::default();
+    store.objects.insert(
+        "payments-config/greenlight.yaml".into(),
+        (
+            suite(&target.url(), "{ ssm: /payments/api-key }").into_bytes(),
+            "3HL4kqtJlcpXrof3vjVBH40Nrjfkd".into(),
+        ),
+    );
+    store.parameters.insert(
+        "/payments/api-key".into(),
+        ("SecureString".into(), "sk_test_FROMSSM".into(), 2),
+    );
+    let rig = Rig::start(store).await;
+    let (result, logs) = run(&rig, "s3://payments-config/greenlight.yaml").await;
+    assert_eq!(result["status"], "Succeeded", "{result:#}\n{logs}");
+    assert_eq!(
+        target.seen()[0].headers["authorization"],
+        "Bearer sk_test_FROMSSM"
+    );
+    assert!(
+        logs.contains(r#""config_version":"s3 3HL4kqtJlcpXrof3vjVBH40Nrjfkd""#),
+        "{logs}"
+    );
+    assert!(!logs.contains("sk_test_FROMSSM"));
+}
+
+#[tokio::test]
+async fn missing_denied_and_wrongly_typed_sources_fail_with_the_fix() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let mut store = Store::default();
+    store.parameters.insert(
+        "/greenlight/plain-secret".into(),
+        (
+            "String".into(),
+            suite(&target.url(), "{ ssm: /payments/plain }"),
+            1,
+        ),
+    );
+    store.parameters.insert(
+        "/payments/plain".into(),
+        ("String".into(), "sk_test_plain".into(), 1),
+    );
+    store.parameters.insert(
+        "/greenlight/binary-secret".into(),
+        (
+            "String".into(),
+            suite(&target.url(), "{ secretsmanager: payments/binary }"),
+            1,
+        ),
+    );
+    store.secrets.insert("payments/binary".into(), None);
+    store.parameters.insert(
+        "/greenlight/denied-secret".into(),
+        (
+            "String".into(),
+            suite(&target.url(), "{ secretsmanager: payments/locked }"),
+            1,
+        ),
+    );
+    store
+        .secrets
+        .insert("payments/locked".into(), Some("x".into()));
+    store.denied.insert("payments/locked".into());
+    store.denied.insert("/greenlight/locked".into());
+    let rig = Rig::start(store).await;
+    let cases = [
+        (
+            "ssm:/greenlight/absent",
+            "SSM parameter /greenlight/absent does not exist",
+        ),
+        (
+            "ssm:/greenlight/locked",
+            "ssm:GetParameter on parameter /greenlight/locked",
+        ),
+        (
+            "s3://payments-config/absent.yaml",
+            "s3://payments-config/absent.yaml does not exist",
+        ),
+        ("ssm:/greenlight/plain-secret", "not a SecureString"),
+        ("ssm:/greenlight/binary-secret", "is binary"),
+        (
+            "ssm:/greenlight/denied-secret",
+            "secretsmanager:GetSecretValue on payments/locked",
+        ),
+    ];
+    for (index, (config, wanted)) in cases.iter().enumerate() {
+        let hook = rig.hook(config);
+        let invocation = hook
+            .invoke(&format!(
+                r#"{{"DeploymentId":"d-AWS","LifecycleEventHookExecutionId":"case-{index}"}}"#
+            ))
+            .await;
+        assert!(invocation.ok, "{config}: {invocation:?}");
+        let result = invocation.json();
+        assert_eq!(result["status"], "Failed", "{config}: {result:#}");
+        let errors = result["report"]["errors"].to_string();
+        assert!(errors.contains(wanted), "{config}: {errors}");
+    }
+    assert!(
+        target.seen().is_empty(),
+        "nothing is checked with a broken config"
+    );
+    let calls = rig
+        .codedeploy
+        .wait_for_calls(cases.len(), Duration::from_secs(30))
+        .await;
+    assert!(calls.iter().all(|c| c.reported_status() == Some("Failed")));
+}
