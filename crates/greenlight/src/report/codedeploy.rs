@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
@@ -68,15 +67,6 @@ impl CodeDeploySink {
             .timeout_config(report_timeouts(reserve))
             .build();
         CodeDeploySink::new(aws_sdk_codedeploy::Client::from_conf(config))
-    }
-
-    /// Build a client from the environment (credentials, region, and `AWS_ENDPOINT_URL_CODEDEPLOY`
-    /// if set), with retries and a total time that fit in `reserve`.
-    pub async fn from_env(reserve: Duration) -> Self {
-        let config = with_report_policy(aws_config::defaults(BehaviorVersion::latest()), reserve)
-            .load()
-            .await;
-        CodeDeploySink::new(aws_sdk_codedeploy::Client::new(&config))
     }
 }
 
