@@ -6,6 +6,7 @@
 # greenlight stops it and why. Everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
 
 fault=${FAULT:-idempotency-ignored}
 prod_port=${PROD_PORT:-8080}
@@ -38,14 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$prod_port:PROD_PORT" "$test_port:TEST_PORT" "$watch_port:WATCH_PORT" "$codedeploy_port:CODEDEPLOY_PORT"; do
-  if busy "${p%%:*}"; then echo "127.0.0.1:${p%%:*} is already in use; set ${p##*:} to a free port" >&2; exit 1; fi
-done
-wait_port() {
-  for _ in $(seq 1 300); do busy "$1" && return 0; sleep 0.1; done
-  echo "$2 did not start listening on 127.0.0.1:$1" >&2; exit 1
-}
+require_free "$prod_port" PROD_PORT; require_free "$test_port" TEST_PORT
+require_free "$watch_port" WATCH_PORT; require_free "$codedeploy_port" CODEDEPLOY_PORT
 
 # paysim prints "paysim vN listening on http://127.0.0.1:PORT (fault: ...)"; start it on a free
 # port and return that port.
@@ -72,13 +67,8 @@ wait_port "$codedeploy_port" fake-codedeploy
 wait_port "$watch_port" "cargo lambda watch"
 
 for hook in "${hooks[@]}"; do
-  env -i PATH="$PATH" \
-    AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$watch_port/.rt/$hook" \
-    AWS_LAMBDA_FUNCTION_NAME="$hook" AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
-    AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true \
-    AWS_ENDPOINT_URL_CODEDEPLOY="http://127.0.0.1:$codedeploy_port" \
-    GREENLIGHT_CONFIG="file:$config" PAYSIM_API_KEY="$PAYSIM_API_KEY" \
-    "$bin/$hook" > "$logs/$hook.log" 2>&1 & pids+=($!)
+  run_hook "$hook" GREENLIGHT_CONFIG="file:$config" PAYSIM_API_KEY="$PAYSIM_API_KEY" \
+    > "$logs/$hook.log" 2>&1 & pids+=($!)
 done
 echo "hook logs (JSON lines, as CloudWatch would get them): $logs/"
 

@@ -8,6 +8,7 @@
 #   TARGET_MODE  healthy (default) | broken | slow   (how the local target answers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
 
 hook=${1:-after-allow-test-traffic}
 config=${2:-examples/local.yaml}
@@ -31,35 +32,17 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-wait_port() { # port name: wait up to 30 s for 127.0.0.1:port to accept
-  for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "$2 did not start listening on 127.0.0.1:$1 (is the port taken? set ${3:-})" >&2; exit 1
-}
-port_free() {
-  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-    echo "127.0.0.1:$1 is already in use; set $2 to a free port" >&2; exit 1
-  fi
-}
-port_free "$watch_port" WATCH_PORT; port_free "$codedeploy_port" CODEDEPLOY_PORT; port_free "$target_port" TARGET_PORT
+require_free "$watch_port" WATCH_PORT; require_free "$codedeploy_port" CODEDEPLOY_PORT; require_free "$target_port" TARGET_PORT
 
 "$bin/fake-codedeploy" --port "$codedeploy_port" & pids+=($!)
 "$bin/fake-target" --port "$target_port" --mode "$mode" & pids+=($!)
 "$cargo_lambda" lambda watch --only-lambda-apis --invoke-address 127.0.0.1 --invoke-port "$watch_port" >/dev/null 2>&1 & pids+=($!)
-wait_port "$codedeploy_port" fake-codedeploy CODEDEPLOY_PORT
-wait_port "$target_port" fake-target TARGET_PORT
-wait_port "$watch_port" "cargo lambda watch" WATCH_PORT
+wait_port "$codedeploy_port" fake-codedeploy
+wait_port "$target_port" fake-target
+wait_port "$watch_port" "cargo lambda watch"
 
 echo "[hook] $hook with GREENLIGHT_CONFIG=file:$config (logs below are the function's JSON lines)"
-env -i PATH="$PATH" \
-  AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$watch_port/.rt/$hook" \
-  AWS_LAMBDA_FUNCTION_NAME="$hook" AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
-  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true \
-  AWS_ENDPOINT_URL_CODEDEPLOY="http://127.0.0.1:$codedeploy_port" \
-  GREENLIGHT_CONFIG="file:$config" \
-  "$bin/$hook" & pids+=($!)
+run_hook "$hook" GREENLIGHT_CONFIG="file:$config" & pids+=($!)
 
 echo "[invoke] cargo lambda invoke $hook --data-file events/$hook.json"
 status=0

@@ -62,14 +62,12 @@ impl Aws {
             .send()
             .await
             .map_err(|err| {
-                let code = err.code().unwrap_or_default().to_owned();
                 read_error(
-                    &code,
+                    &err,
                     &format!("SSM parameter {name}"),
                     "ParameterNotFound",
                     "create the parameter, or fix the name",
                     &format!("the function's role needs ssm:GetParameter on parameter {name}"),
-                    &chain(&err),
                 )
             })?;
         let parameter = answer.parameter.ok_or_else(|| AwsReadError {
@@ -108,16 +106,14 @@ impl Aws {
             .send()
             .await
             .map_err(|err| {
-                let code = err.code().unwrap_or_default().to_owned();
                 read_error(
-                    &code,
+                    &err,
                     &format!("S3 object s3://{bucket}/{key}"),
                     "NoSuchKey",
                     "upload the config there, or fix the bucket and key",
                     &format!(
                         "the function's role needs s3:GetObject on arn:aws:s3:::{bucket}/{key}"
                     ),
-                    &chain(&err),
                 )
             })?;
         let version = object
@@ -155,14 +151,12 @@ impl Aws {
             .send()
             .await
             .map_err(|err| {
-                let code = err.code().unwrap_or_default().to_owned();
                 read_error(
-                    &code,
+                    &err,
                     &format!("secret {id}"),
                     "ResourceNotFoundException",
                     "create the secret, or fix its id",
                     &format!("the function's role needs secretsmanager:GetSecretValue on {id}"),
-                    &chain(&err),
                 )
             })?;
         match answer.secret_string {
@@ -175,14 +169,18 @@ impl Aws {
     }
 }
 
-fn read_error(
-    code: &str,
+/// Name what went wrong with a read and how to fix it, from the SDK error's code.
+fn read_error<E>(
+    err: &E,
     what: &str,
     not_found_code: &str,
     not_found_fix: &str,
     denied_fix: &str,
-    detail: &str,
-) -> AwsReadError {
+) -> AwsReadError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = err.code().unwrap_or_default();
     if code == not_found_code || code == "NotFound" || code == "NoSuchBucket" {
         AwsReadError {
             problem: format!("{what} does not exist ({code})"),
@@ -195,7 +193,7 @@ fn read_error(
         }
     } else {
         AwsReadError {
-            problem: format!("could not read {what}: {detail}"),
+            problem: format!("could not read {what}: {}", chain(err)),
             fix: "check the name, the region, and network access to the AWS API (NAT gateway or VPC endpoint)".to_owned(),
         }
     }
