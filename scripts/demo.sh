@@ -43,14 +43,15 @@ require_free "$prod_port" PROD_PORT; require_free "$test_port" TEST_PORT
 require_free "$watch_port" WATCH_PORT; require_free "$codedeploy_port" CODEDEPLOY_PORT
 
 # paysim prints "paysim vN listening on http://127.0.0.1:PORT (fault: ...)"; start it on a free
-# port and return that port.
+# port and leave that port in $port. Not called in $(...): the pid must reach this shell's
+# $pids, or the cleanup would leave paysim running.
 start_paysim() { # version fault
   local log="$work/paysim-$1-$RANDOM.log" args=(--version "$1" --port 0 --db "$work/paysim.db")
   [ -n "$2" ] && args+=(--fault "$2")
   "$bin/paysim" "${args[@]}" > "$log" 2>&1 & pids+=($!)
   for _ in $(seq 1 300); do
     port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
-    [ -n "$port" ] && { echo "$port"; return 0; }
+    [ -n "$port" ] && return 0
     sleep 0.1
   done
   echo "paysim $1 did not start:" >&2; cat "$log" >&2; exit 1
@@ -120,8 +121,8 @@ PY
 
 echo
 echo "== Release 1: a good green (paysim v2) =="
-blue=$(start_paysim v1 "")
-green=$(start_paysim v2 "")
+start_paysim v1 ""; blue=$port
+start_paysim v2 ""; green=$port
 start_alb "$blue" "$green"
 deploy good || true
 unrefunded "$green"
@@ -130,7 +131,7 @@ echo
 echo "== Release 2: a broken green (paysim v2 --fault $fault) =="
 kill "$alb_pid" 2>/dev/null || true; wait "$alb_pid" 2>/dev/null || true
 auditor=$green
-green=$(start_paysim v2 "$fault")
+start_paysim v2 "$fault"; green=$port
 start_alb "$blue" "$green"
 if deploy broken; then
   echo "  !! the fault '$fault' was not caught" >&2; exit 1

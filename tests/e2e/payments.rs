@@ -297,7 +297,10 @@ async fn fault_crash_after_n_requests_is_caught() {
 #[tokio::test]
 async fn make_demo_passes_a_good_release_and_stops_a_broken_one() {
     use greenlight_e2e::lambda::free_port;
+    // The demo's scratch files (and so its paysims' --db paths) land under this directory.
+    let scratch = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(workspace_root().join("scripts/demo.sh"))
+        .env("TMPDIR", scratch.path())
         .env("FAULT", "jpy-scaled")
         .env("PROD_PORT", free_port().to_string())
         .env("TEST_PORT", free_port().to_string())
@@ -334,4 +337,13 @@ async fn make_demo_passes_a_good_release_and_stops_a_broken_one() {
         1,
         "{stdout}"
     );
+    // Nothing it started outlives it.
+    let scratch = scratch.path().to_string_lossy().into_owned();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&scratch))
+        .collect();
+    assert!(left.is_empty(), "the demo left processes running: {left:?}");
 }
