@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use greenlight_e2e::lambda::binary;
-use greenlight_e2e::targets::{Behaviour, Target};
+use greenlight_e2e::targets::{Behaviour, ENDLESS_BYTES, Endless, Hang, Target, TlsTarget};
 use serde_json::Value;
 
 fn config_file(text: &str) -> tempfile::NamedTempFile {
@@ -205,4 +205,159 @@ stages:
     let text = String::from_utf8_lossy(&piped.stdout) + String::from_utf8_lossy(&piped.stderr);
     assert!(!text.contains("/300 requests"), "{text}");
     assert!(text.contains("PASS   steady [probe]"), "{text}");
+}
+
+#[tokio::test]
+async fn a_probe_sends_its_request_as_written_on_one_connection_per_worker() {
+    let green = Target::start(Behaviour::Healthy).await;
+    let config = format!(
+        r#"
+secrets: {{ token: {{ env: GREENLIGHT_PROBE_TOKEN }} }}
+targets:
+  test: {{ url: "{}", host: payments.greenlight.test }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: posts
+        probe:
+          target: test
+          method: POST
+          path: "/v1/quotes?currency=EUR&run={{{{ run_id }}}}"
+          headers: {{ Authorization: "Bearer {{{{ secrets.token }}}}", Content-Type: application/json }}
+          body: '{{"amount": 1250}}'
+          requests: 300
+          concurrency: 3
+"#,
+        green.url()
+    );
+    let file = config_file(&config);
+    let output = tokio::process::Command::new(binary("greenlight"))
+        .args([
+            "check",
+            "--stage",
+            "AfterAllowTestTraffic",
+            "--format",
+            "json",
+            "--config",
+        ])
+        .arg(file.path())
+        .env("GREENLIGHT_PROBE_TOKEN", "sk_test_PROBETOKEN")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["checks"][0]["stats"]["requests"], 300);
+
+    let seen = green.seen();
+    assert_eq!(seen.len(), 300);
+    let port = green.addr.port();
+    for request in &seen {
+        assert_eq!(request.method, "POST");
+        assert!(
+            request.path.starts_with("/v1/quotes?currency=EUR&run="),
+            "{}",
+            request.path
+        );
+        let header = |name: &str| {
+            request
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        // `host` is the Host header; the connection still goes to the configured address.
+        assert_eq!(header("host"), format!("payments.greenlight.test:{port}"));
+        assert!(header("user-agent").starts_with("greenlight/"));
+        assert_eq!(header("authorization"), "Bearer sk_test_PROBETOKEN");
+        assert_eq!(header("content-type"), "application/json");
+        assert_eq!(header("content-length"), "16");
+        assert_eq!(&request.body[..], br#"{"amount": 1250}"#);
+    }
+    // Each worker keeps its connection open between requests.
+    assert!(
+        green.connections() <= 3,
+        "{} connections for 3 workers",
+        green.connections()
+    );
+    // The secret went to the target and nowhere else.
+    let printed = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(!printed.contains("sk_test_PROBETOKEN"), "{printed}");
+}
+
+#[tokio::test]
+async fn a_probe_verifies_tls_like_every_other_check() {
+    // This server closes the connection after every answer, so the probe also has to open a
+    // new connection (and handshake) for each request.
+    let tls = TlsTarget::start("payments.greenlight.test").await;
+    let config = format!(
+        r#"
+targets:
+  trusted: {{ url: "{url}", host: payments.greenlight.test, ca_file: "{ca}" }}
+  untrusted: {{ url: "{url}", host: payments.greenlight.test }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - {{ name: trusted, probe: {{ target: trusted, path: /health, requests: 40, concurrency: 2 }} }}
+      - {{ name: untrusted, required: false, probe: {{ target: untrusted, path: /health, requests: 5, concurrency: 1 }} }}
+"#,
+        url = tls.url(),
+        ca = tls.ca_file.display()
+    );
+    let (output, report) = check(&config).await;
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let trusted = &report["checks"][0];
+    assert_eq!(trusted["outcome"], "passed", "{trusted:#}");
+    assert_eq!(trusted["stats"]["requests"], 40);
+    assert_eq!(trusted["stats"]["errors"], 0);
+    // Without the CA every handshake is refused.
+    let untrusted = &report["checks"][1];
+    assert_eq!(untrusted["outcome"], "failed", "{untrusted:#}");
+    let message = untrusted["message"].as_str().unwrap().to_lowercase();
+    assert!(message.contains("certificate"), "{message}");
+
+    let seen = tls.seen();
+    assert_eq!(seen.len(), 40, "only the trusted requests got through");
+    let host = format!("payments.greenlight.test:{}", tls.addr.port());
+    for (sni, header) in &seen {
+        assert_eq!(sni.as_deref(), Some("payments.greenlight.test"));
+        assert_eq!(header.as_deref(), Some(host.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn a_probe_bounds_every_request_and_every_body() {
+    let hang = Hang::start().await;
+    let endless = Endless::start().await;
+    let config = format!(
+        r#"
+targets:
+  hung: {{ url: "{}", timeout: 300ms }}
+  endless: {{ url: "{}" }}
+defaults: {{ max_body_bytes: 4096 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - {{ name: hung, probe: {{ target: hung, requests: 4, concurrency: 2 }} }}
+      - {{ name: endless, probe: {{ target: endless, requests: 3, concurrency: 1 }} }}
+"#,
+        hang.url(),
+        endless.url()
+    );
+    let (output, report) = check(&config).await;
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let hung = report["checks"][0]["message"].as_str().unwrap();
+    assert!(
+        hung.contains("4 of 4; first: no response within 300ms"),
+        "{hung}"
+    );
+    let endless_message = report["checks"][1]["message"].as_str().unwrap();
+    assert!(
+        endless_message.contains("3 of 3; first: body larger than 4096 bytes"),
+        "{endless_message}"
+    );
+    // A body over the limit is dropped unread, not drained: far less than 500 MB was sent.
+    assert!(endless.sent() < ENDLESS_BYTES / 10, "{}", endless.sent());
 }

@@ -12,6 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -24,6 +25,7 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub headers: HeaderMap,
+    pub body: bytes::Bytes,
 }
 
 /// What a [`Target`] answers.
@@ -43,6 +45,7 @@ pub enum Behaviour {
 
 struct Shared {
     behaviour: Behaviour,
+    connections: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -64,6 +67,7 @@ impl Target {
     pub async fn start_on(addr: SocketAddr, behaviour: Behaviour) -> Self {
         let shared = Arc::new(Shared {
             behaviour,
+            connections: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -76,6 +80,10 @@ impl Target {
             .await
             .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         let addr = listener.local_addr().unwrap();
+        let counter = Arc::clone(&shared);
+        let listener = listener.tap_io(move |_| {
+            counter.connections.fetch_add(1, Ordering::SeqCst);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -94,6 +102,11 @@ impl Target {
         self.shared.seen.lock().unwrap().clone()
     }
 
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// The most requests that were in flight at the same moment.
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
@@ -101,14 +114,19 @@ impl Target {
 }
 
 async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 1024 * 1024)
+        .await
+        .unwrap_or_default();
     shared.seen.lock().unwrap().push(Seen {
-        method: request.method().to_string(),
-        path: request
-            .uri()
+        method: parts.method.to_string(),
+        path: parts
+            .uri
             .path_and_query()
             .map(ToString::to_string)
             .unwrap_or_default(),
-        headers: request.headers().clone(),
+        headers: parts.headers.clone(),
+        body,
     });
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -126,8 +144,8 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             healthy()
         }
         Behaviour::EchoSecrets => {
-            let auth = request
-                .headers()
+            let auth = parts
+                .headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()

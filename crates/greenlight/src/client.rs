@@ -1,4 +1,8 @@
 //! One HTTP client per target, built once per cold start: TLS roots, the `host` override, timeouts.
+//!
+//! Each target has one rustls configuration, shared by its reqwest client (`http` and
+//! `scenario` checks) and by the probe's own connections ([`crate::conn`]), so both verify
+//! certificates the same way.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -6,6 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use rustls::ClientConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use url::Url;
 
 use crate::config::{Config, Target};
@@ -30,6 +40,10 @@ pub struct TargetClient {
     pub timeout: Duration,
     /// TLS verification is off for this target.
     pub insecure: bool,
+    /// Where connections go: the configured URL's host and port (not `host`).
+    pub dial: (String, u16),
+    /// The TLS configuration for an `https` target.
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 impl Targets {
@@ -74,50 +88,30 @@ fn build_one(name: &str, target: &Target, timeout: Duration) -> Result<TargetCli
     let path = format!("targets.{name}");
     let configured = &target.url.0;
     let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         // A redirect from a health endpoint is something to see, not to follow.
         .redirect(reqwest::redirect::Policy::none())
+        // Checks measure the listener itself: a proxy from the environment would add its own
+        // latency and failures, and the probe's connections do not use one either.
+        .no_proxy()
         .connect_timeout(timeout)
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(30));
 
-    if let Some(ca_file) = &target.ca_file {
-        let pem = std::fs::read(ca_file).map_err(|err| {
-            ConfigError::invalid(
-                format!("{path}.ca_file"),
-                ca_file.display(),
-                format!("cannot read the CA bundle: {err}"),
-                "point ca_file at a readable PEM file (in Lambda, ship it in the package or a layer)",
-            )
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
-            ConfigError::invalid(
-                format!("{path}.ca_file"),
-                ca_file.display(),
-                format!("not a PEM certificate bundle: {}", chain(&err)),
-                "use a file with one or more -----BEGIN CERTIFICATE----- blocks",
-            )
-        })?;
-        if certs.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{path}.ca_file"),
-                ca_file.display(),
-                "the file holds no certificate",
-                "use a file with one or more -----BEGIN CERTIFICATE----- blocks",
-            ));
-        }
-        builder = builder.tls_certs_merge(certs);
-    }
-    if target.insecure_skip_tls_verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
+    let tls = if configured.scheme() == "https" {
+        let tls = Arc::new(tls_config(&path, target)?);
+        builder = builder.tls_backend_preconfigured(ClientConfig::clone(&tls));
+        Some(tls)
+    } else {
+        None
+    };
 
     let mut base = configured.clone();
+    let upstream = configured.host_str().unwrap_or_default().to_owned();
+    let port = configured.port_or_known_default().unwrap_or(443);
     if let Some(host) = &target.host {
         // Requests name `host` (so it is both the Host header and the TLS server name, and the
         // certificate is checked against it) while connections go to the configured address.
-        let upstream = configured.host_str().unwrap_or_default().to_owned();
-        let port = configured.port_or_known_default().unwrap_or(443);
         base.set_host(Some(host)).map_err(|err| {
             ConfigError::invalid(
                 format!("{path}.host"),
@@ -128,7 +122,7 @@ fn build_one(name: &str, target: &Target, timeout: Duration) -> Result<TargetCli
         })?;
         builder = builder.dns_resolver(Arc::new(HostOverride {
             host: host.to_ascii_lowercase(),
-            upstream,
+            upstream: upstream.clone(),
             port,
         }));
     }
@@ -147,7 +141,144 @@ fn build_one(name: &str, target: &Target, timeout: Duration) -> Result<TargetCli
         base,
         timeout,
         insecure: target.insecure_skip_tls_verify,
+        dial: (unbracket(&upstream).to_owned(), port),
+        tls,
     })
+}
+
+/// The `User-Agent` of every request greenlight sends to a target.
+pub const USER_AGENT: &str = concat!("greenlight/", env!("CARGO_PKG_VERSION"));
+
+/// `[::1]` → `::1`: URLs bracket IPv6 literals, socket APIs and TLS server names do not.
+pub fn unbracket(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The rustls configuration of an `https` target: the system's roots plus `ca_file`, checked
+/// by the platform verifier (as reqwest does by default), or no checks at all when
+/// `insecure_skip_tls_verify` says so; ring as the crypto provider; HTTP/1.1 only.
+fn tls_config(path: &str, target: &Target) -> Result<ClientConfig, ConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| {
+            ConfigError::invalid(
+                path,
+                &target.url.0,
+                format!("cannot set up TLS: {err}"),
+                "this is a bug in greenlight's TLS set-up; please report it",
+            )
+        })?
+        .dangerous();
+    let builder = if target.insecure_skip_tls_verify {
+        builder.with_custom_certificate_verifier(Arc::new(NoVerifier(provider)))
+    } else {
+        let extra = match &target.ca_file {
+            Some(ca_file) => read_ca_file(path, ca_file)?,
+            None => Vec::new(),
+        };
+        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
+            .map_err(|err| {
+                ConfigError::invalid(
+                    format!("{path}.ca_file"),
+                    target
+                        .ca_file
+                        .as_ref()
+                        .map_or_else(|| "(system roots)".to_owned(), |f| f.display().to_string()),
+                    format!("cannot load the trusted certificates: {err}"),
+                    "use a PEM bundle of CA certificates (in Lambda, ship it in the package or a layer)",
+                )
+            })?;
+        builder.with_custom_certificate_verifier(Arc::new(verifier))
+    };
+    let mut config = builder.with_no_client_auth();
+    // Every ALB listener speaks HTTP/1.1; the probe's connections speak nothing else.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn read_ca_file(
+    path: &str,
+    ca_file: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let field = format!("{path}.ca_file");
+    let pem = std::fs::read(ca_file).map_err(|err| {
+        ConfigError::invalid(
+            &field,
+            ca_file.display(),
+            format!("cannot read the CA bundle: {err}"),
+            "point ca_file at a readable PEM file (in Lambda, ship it in the package or a layer)",
+        )
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| {
+            ConfigError::invalid(
+                &field,
+                ca_file.display(),
+                format!("not a PEM certificate bundle: {err}"),
+                "use a file with one or more -----BEGIN CERTIFICATE----- blocks",
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(ConfigError::invalid(
+            &field,
+            ca_file.display(),
+            "the file holds no certificate",
+            "use a file with one or more -----BEGIN CERTIFICATE----- blocks",
+        ));
+    }
+    Ok(certs)
+}
+
+/// Accepts any certificate: `insecure_skip_tls_verify: true` (warned about on every run).
+/// Handshake signatures are still checked, so the peer holds the key it presents.
+#[derive(Debug)]
+struct NoVerifier(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Resolves the `host` name to the addresses of the configured URL's host, looked up afresh
@@ -169,10 +300,7 @@ impl Resolve for HostOverride {
         };
         Box::pin(async move {
             // An IPv6 literal arrives bracketed from the URL.
-            let bare = lookup
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
+            let bare = unbracket(&lookup).to_owned();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare.as_str(), port))
                 .await?
                 .collect();

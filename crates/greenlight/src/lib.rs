@@ -10,6 +10,7 @@ pub mod budget;
 pub mod check;
 pub mod client;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod event;
 pub mod lambda;

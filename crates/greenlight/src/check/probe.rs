@@ -18,8 +18,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::check::RunContext;
-use crate::check::http::{Request, SendError, send};
+use crate::check::http::Request;
 use crate::client::Targets;
+use crate::conn::{Conn, Dialer};
 use crate::outcome::{JudgeStats, LatencyStats, Mismatch, Outcome, ProbeStats, Ran};
 
 /// The most latency samples kept per side for the Mann-Whitney test.
@@ -151,11 +152,14 @@ impl ProbeCheck {
         };
         let mut plans = vec![(self.target.clone(), self.request.clone())];
         plans.extend(self.baseline.clone());
-        let mut clients = Vec::new();
-        for (name, _) in &plans {
-            match targets.get(name) {
-                Some(target) => clients.push(target.client.clone()),
-                None => return Outcome::error(format!("target {name:?} has no client")).into(),
+        let mut dialers = Vec::new();
+        for (name, request) in &plans {
+            let Some(target) = targets.get(name) else {
+                return Outcome::error(format!("target {name:?} has no client")).into();
+            };
+            match Dialer::new(target, request) {
+                Ok(dialer) => dialers.push((dialer, request.timeout)),
+                Err(why) => return Outcome::error(why).into(),
             }
         }
         let sides = match plans
@@ -184,13 +188,14 @@ impl ProbeCheck {
             .min(usize::try_from(total).unwrap_or(usize::MAX))
         {
             let shared = Arc::clone(&shared);
-            let plans = plans.clone();
-            let clients = clients.clone();
+            let dialers = dialers.clone();
             let progress = ctx.progress.clone();
             let probe = self.clone();
             workers.spawn(async move {
                 // Spread the progress updates: about a hundred per probe.
                 let every = (total / 100).max(1);
+                // This worker's own connection to each side, kept open between requests.
+                let mut conns: Vec<Option<Conn>> = dialers.iter().map(|_| None).collect();
                 loop {
                     let index = shared.next.fetch_add(1, Ordering::Relaxed);
                     if index >= total || Instant::now() >= stop {
@@ -199,23 +204,33 @@ impl ProbeCheck {
                     // Alternate target and baseline, so both see the same moments.
                     let side = usize::try_from(index % sides_count).unwrap_or(0);
                     let seq = index / sides_count;
-                    let (name, request) = &plans[side];
+                    let (dialer, timeout) = &dialers[side];
                     let began = Instant::now();
-                    let result = send(&clients[side], request, name).await;
+                    let until = (began + *timeout).min(stop);
+                    let result =
+                        tokio::time::timeout_at(until, dialer.exchange(&mut conns[side])).await;
                     let latency = began.elapsed();
-                    let failure = match &result {
-                        Ok(response) if response.truncated => {
-                            Some(format!("body larger than {} bytes", request.max_body_bytes))
-                        }
-                        Ok(response) if !probe.success(response.status) => {
-                            Some(format!("status {}", response.status))
-                        }
-                        Ok(_) => None,
-                        Err(SendError::Timeout(timeout)) => Some(format!(
-                            "no response within {}",
-                            humantime::format_duration(*timeout)
+                    let failure = match result {
+                        Ok(Ok(answer)) if answer.truncated => Some(format!(
+                            "body larger than {} bytes",
+                            probe.request.max_body_bytes
                         )),
-                        Err(SendError::Other(message)) => Some(message.clone()),
+                        Ok(Ok(answer)) if !probe.success(answer.status) => {
+                            Some(format!("status {}", answer.status))
+                        }
+                        Ok(Ok(_)) => None,
+                        Ok(Err(message)) => Some(message),
+                        // Cut off by the stage's stop time, not by its own timeout: in flight
+                        // when the probe ended, so neither answered nor failed.
+                        Err(_) if until < began + *timeout => break,
+                        Err(_) => {
+                            // The exchange was abandoned mid-way: its connection is unusable.
+                            conns[side] = None;
+                            Some(format!(
+                                "no response within {}",
+                                humantime::format_duration(*timeout)
+                            ))
+                        }
                     };
                     if let Ok(mut record) = shared.sides[side].lock() {
                         record.done += 1;
