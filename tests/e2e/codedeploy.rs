@@ -147,3 +147,49 @@ async fn persistent_throttling_gives_up_after_the_configured_attempts() {
     assert!(err.to_string().contains("exec-1"), "{err}");
     assert_eq!(fake.calls().len(), REPORT_ATTEMPTS as usize);
 }
+
+#[tokio::test]
+async fn a_hung_or_closed_endpoint_is_retried_and_bounded_by_the_reserve() {
+    // A CodeDeploy endpoint that accepts connections and never answers: each attempt ends at
+    // the attempt timeout, the SDK retries, and the whole call ends within the reserve.
+    let hang = greenlight_e2e::targets::Hang::start().await;
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(hang.url())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"));
+    let reserve = Duration::from_secs(6);
+    let config = with_report_policy(loader, reserve).load().await;
+    let started = std::time::Instant::now();
+    let err = CodeDeploySink::new(aws_sdk_codedeploy::Client::new(&config))
+        .put(&event("exec-hung"), Verdict::Passed)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ReportError::Unreachable { .. }), "{err}");
+    assert!(took < reserve + Duration::from_secs(2), "{took:?}");
+    assert!(
+        hang.accepted() >= 2,
+        "the attempt was retried: {}",
+        hang.accepted()
+    );
+
+    // Nothing listening at all: refused connections are retried the same way, then reported.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(format!("http://{closed}"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"));
+    let config = with_report_policy(loader, reserve).load().await;
+    let err = CodeDeploySink::new(aws_sdk_codedeploy::Client::new(&config))
+        .put(&event("exec-closed"), Verdict::Passed)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("exec-closed") && text.to_lowercase().contains("connect"),
+        "{text}"
+    );
+}

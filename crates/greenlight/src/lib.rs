@@ -19,6 +19,7 @@ pub mod plan;
 pub mod redact;
 pub mod report;
 pub mod run;
+pub mod sdk_http;
 pub mod stage;
 pub mod suite;
 pub mod telemetry;

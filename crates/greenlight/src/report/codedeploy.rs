@@ -8,8 +8,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
-use aws_smithy_http_client::tls::Provider;
-use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 
 use crate::error::{ReportError, chain};
 use crate::event::CodeDeployEvent;
@@ -77,12 +75,8 @@ pub fn with_report_policy(
     loader: aws_config::ConfigLoader,
     reserve: Duration,
 ) -> aws_config::ConfigLoader {
-    // rustls with ring, like reqwest: the SDK's default client would add aws-lc.
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     loader
-        .http_client(http)
+        .http_client(crate::sdk_http::ReqwestHttpClient::shared())
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(REPORT_ATTEMPTS)
