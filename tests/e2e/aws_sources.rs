@@ -32,6 +32,10 @@ impl Rig {
     }
 
     fn hook(&self, config: &str) -> Function {
+        self.hook_with(config, &[])
+    }
+
+    fn hook_with(&self, config: &str, extra: &[(&str, &str)]) -> Function {
         let codedeploy = self.codedeploy.url();
         let aws = self.aws.env();
         let mut env: Vec<(&str, &str)> = vec![
@@ -39,7 +43,21 @@ impl Rig {
             ("GREENLIGHT_CONFIG", config),
         ];
         env.extend(aws.iter().map(|(k, v)| (*k, v.as_str())));
+        env.extend_from_slice(extra);
         self.emulator.function("after-allow-traffic", &env)
+    }
+
+    /// Every request the fake got was validly signed; their (service, region) scopes.
+    fn signed_scopes(&self) -> Vec<(String, String)> {
+        self.aws
+            .signatures()
+            .into_iter()
+            .map(|checked| {
+                let signed = checked.unwrap_or_else(|why| panic!("badly signed request: {why}"));
+                assert_eq!(signed.access_key, "AKIDGREENLIGHTTEST");
+                (signed.service, signed.region)
+            })
+            .collect()
     }
 }
 
@@ -121,6 +139,14 @@ async fn config_from_ssm_and_a_secret_from_secrets_manager() {
             ("secretsmanager".to_owned(), "payments/api-key".to_owned()),
         ]
     );
+    // Signed as AWS checks it, for each service's own scope.
+    assert_eq!(
+        rig.signed_scopes(),
+        vec![
+            ("ssm".to_owned(), "us-east-1".to_owned()),
+            ("secretsmanager".to_owned(), "us-east-1".to_owned()),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -139,8 +165,38 @@ async fn config_from_s3_and_a_secret_from_an_ssm_securestring() {
         ("SecureString".into(), "sk_test_FROMSSM".into(), 2),
     );
     let rig = Rig::start(store).await;
-    let (result, logs) = run(&rig, "s3://payments-config/greenlight.yaml").await;
+    // Lambda's credentials are temporary: the session token travels, signed, with each read.
+    let hook = rig.hook_with(
+        "s3://payments-config/greenlight.yaml",
+        &[("AWS_SESSION_TOKEN", "greenlight-session-token")],
+    );
+    let invocation = hook.invoke(EVENT).await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    rig.codedeploy
+        .wait_for_calls(1, Duration::from_secs(30))
+        .await;
+    let (result, logs) = (invocation.json(), hook.logs());
     assert_eq!(result["status"], "Succeeded", "{result:#}\n{logs}");
+    assert_eq!(
+        rig.signed_scopes(),
+        vec![
+            ("s3".to_owned(), "us-east-1".to_owned()),
+            ("ssm".to_owned(), "us-east-1".to_owned()),
+        ]
+    );
+    let signatures = rig.aws.signatures();
+    let s3_signed = &signatures[0].as_ref().unwrap().signed_headers;
+    for header in [
+        "host",
+        "x-amz-content-sha256",
+        "x-amz-date",
+        "x-amz-security-token",
+    ] {
+        assert!(
+            s3_signed.iter().any(|h| h == header),
+            "{header} not signed: {s3_signed:?}"
+        );
+    }
     assert_eq!(
         target.seen()[0].headers["authorization"],
         "Bearer sk_test_FROMSSM"
@@ -233,4 +289,59 @@ async fn missing_denied_and_wrongly_typed_sources_fail_with_the_fix() {
         .wait_for_calls(cases.len(), Duration::from_secs(30))
         .await;
     assert!(calls.iter().all(|c| c.reported_status() == Some("Failed")));
+}
+
+#[tokio::test]
+async fn throttled_reads_are_retried_with_backoff() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let mut store = Store::default();
+    store.objects.insert(
+        "payments-config/greenlight.yaml".into(),
+        (
+            suite(&target.url(), "{ secretsmanager: payments/api-key }").into_bytes(),
+            "v9".into(),
+        ),
+    );
+    store.secrets.insert(
+        "payments/api-key".into(),
+        Some("sk_test_AFTERTHROTTLE".into()),
+    );
+    // S3 answers 503 SlowDown twice, then Secrets Manager is fine.
+    store.throttle_first = 2;
+    let rig = Rig::start(store).await;
+    let (result, logs) = run(&rig, "s3://payments-config/greenlight.yaml").await;
+    assert_eq!(result["status"], "Succeeded", "{result:#}\n{logs}");
+    assert_eq!(
+        target.seen()[0].headers["authorization"],
+        "Bearer sk_test_AFTERTHROTTLE"
+    );
+    // Three signed attempts at S3 (each signed afresh), one at Secrets Manager.
+    let scopes: Vec<String> = rig.signed_scopes().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(scopes, ["s3", "s3", "s3", "secretsmanager"]);
+    assert!(logs.contains("AWS read failed; retrying"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_hung_aws_endpoint_still_ends_in_a_failed_report() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let store = Store {
+        hang: true,
+        ..Store::default()
+    };
+    let rig = Rig::start(store).await;
+    let started = std::time::Instant::now();
+    let (result, logs) = run(&rig, "ssm:/greenlight/payments").await;
+    let took = started.elapsed();
+    assert_eq!(result["status"], "Failed", "{result:#}\n{logs}");
+    let errors = result["report"]["errors"].to_string();
+    assert!(
+        errors.contains("SSM parameter /greenlight/payments")
+            && errors.contains("no answer within 3s"),
+        "{errors}"
+    );
+    assert!(errors.contains("NAT gateway or VPC endpoint"), "{errors}");
+    // Three attempts of at most 3 s each, with short pauses: well inside Lambda's 10 s init.
+    assert_eq!(rig.aws.signatures().len(), 3);
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(target.seen().is_empty());
 }

@@ -1,6 +1,8 @@
 //! Local stand-ins for the AWS reads greenlight makes at cold start: SSM `GetParameter` and
 //! Secrets Manager `GetSecretValue` (JSON 1.1, by `X-Amz-Target`) and S3 `GetObject`
-//! (path-style REST), with missing and access-denied answers like the real ones.
+//! (path-style REST), with missing and access-denied answers like the real ones. Like AWS, the
+//! fake checks every request's SigV4 signature ([`crate::sigv4`]) and refuses a bad one; it
+//! can throttle the first requests or never answer at all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -9,12 +11,61 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::AbortOnDrop;
+use crate::sigv4::{Signed, verify};
+use crate::{AWS_TEST_ENV, AbortOnDrop};
+
+/// The secret key the hooks sign with in tests.
+fn test_secret() -> &'static str {
+    AWS_TEST_ENV
+        .iter()
+        .find(|(name, _)| *name == "AWS_SECRET_ACCESS_KEY")
+        .map(|(_, value)| *value)
+        .unwrap_or_default()
+}
+
+/// What the fake does with a request before looking at it: the signature, throttling, hanging.
+enum Gate {
+    Pass,
+    Refuse(Response),
+    Hang,
+}
+
+fn gate(
+    store: &mut Store,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    s3: bool,
+) -> Gate {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let checked = verify(method.as_str(), path, headers, body, test_secret());
+    store.signatures.push(checked.clone());
+    if store.hang {
+        return Gate::Hang;
+    }
+    if let Err(why) = checked {
+        return Gate::Refuse(if s3 {
+            s3_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch")
+        } else {
+            json_error("InvalidSignatureException", &why)
+        });
+    }
+    if store.throttle_first > 0 {
+        store.throttle_first -= 1;
+        return Gate::Refuse(if s3 {
+            s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown")
+        } else {
+            json_error("ThrottlingException", "Rate exceeded")
+        });
+    }
+    Gate::Pass
+}
 
 /// What the fake holds.
 #[derive(Default)]
@@ -29,6 +80,12 @@ pub struct Store {
     pub denied: BTreeSet<String>,
     /// Every request: (service, what).
     pub requests: Vec<(String, String)>,
+    /// Every request's signature check.
+    pub signatures: Vec<Result<Signed, String>>,
+    /// Answer this many requests (counted across services) as throttled first.
+    pub throttle_first: usize,
+    /// Accept requests and never answer them.
+    pub hang: bool,
 }
 
 /// The running fake.
@@ -73,6 +130,11 @@ impl FakeAws {
     pub fn requests(&self) -> Vec<(String, String)> {
         self.store.lock().unwrap().requests.clone()
     }
+
+    /// Every request's signature check, in order.
+    pub fn signatures(&self) -> Vec<Result<Signed, String>> {
+        self.store.lock().unwrap().signatures.clone()
+    }
 }
 
 fn json_error(error_type: &str, message: &str) -> Response {
@@ -86,6 +148,8 @@ fn json_error(error_type: &str, message: &str) -> Response {
 
 async fn json_api(
     State(store): State<Arc<Mutex<Store>>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -95,6 +159,19 @@ async fn json_api(
         .unwrap_or_default()
         .to_owned();
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let gated = gate(
+        &mut store.lock().unwrap(),
+        &method,
+        &uri,
+        &headers,
+        &body,
+        false,
+    );
+    match gated {
+        Gate::Pass => {}
+        Gate::Refuse(response) => return response,
+        Gate::Hang => std::future::pending::<()>().await,
+    }
     let mut store = store.lock().unwrap();
     match target.as_str() {
         "AmazonSSM.GetParameter" => {
@@ -157,8 +234,24 @@ fn s3_error(status: StatusCode, code: &str) -> Response {
 async fn s3_get(
     State(store): State<Arc<Mutex<Store>>>,
     Path((bucket, key)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     let path = format!("{bucket}/{key}");
+    let gated = gate(
+        &mut store.lock().unwrap(),
+        &method,
+        &uri,
+        &headers,
+        &[],
+        true,
+    );
+    match gated {
+        Gate::Pass => {}
+        Gate::Refuse(response) => return response,
+        Gate::Hang => std::future::pending::<()>().await,
+    }
     let mut store = store.lock().unwrap();
     store.requests.push(("s3".into(), path.clone()));
     if store.denied.contains(&path) {

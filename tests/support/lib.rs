@@ -11,6 +11,7 @@ pub mod aws;
 pub mod codedeploy;
 pub mod lambda;
 pub mod paysim;
+pub mod sigv4;
 pub mod targets;
 
 use std::time::Duration;
