@@ -19,6 +19,11 @@ fn config_file(text: &str) -> tempfile::NamedTempFile {
 }
 
 async fn check(config: &str) -> (Output, Value) {
+    check_with_env(config, &[]).await
+}
+
+/// `greenlight check --format json` on the AfterAllowTestTraffic stage of `config`.
+async fn check_with_env(config: &str, env: &[(&str, &str)]) -> (Output, Value) {
     let file = config_file(config);
     let output = tokio::process::Command::new(binary("greenlight"))
         .args([
@@ -30,6 +35,7 @@ async fn check(config: &str) -> (Output, Value) {
             "--config",
         ])
         .arg(file.path())
+        .envs(env.iter().copied())
         .kill_on_drop(true)
         .output()
         .await
@@ -230,23 +236,8 @@ stages:
 "#,
         green.url()
     );
-    let file = config_file(&config);
-    let output = tokio::process::Command::new(binary("greenlight"))
-        .args([
-            "check",
-            "--stage",
-            "AfterAllowTestTraffic",
-            "--format",
-            "json",
-            "--config",
-        ])
-        .arg(file.path())
-        .env("GREENLIGHT_PROBE_TOKEN", "sk_test_PROBETOKEN")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (output, report) =
+        check_with_env(&config, &[("GREENLIGHT_PROBE_TOKEN", "sk_test_PROBETOKEN")]).await;
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     assert_eq!(report["checks"][0]["stats"]["requests"], 300);
 
