@@ -66,15 +66,20 @@ struct ReqwestConnector {
     client: Result<reqwest::Client, Arc<reqwest::Error>>,
 }
 
+/// A reqwest builder for talking to AWS: greenlight's User-Agent, no redirects and no proxy
+/// from the environment (the SDK's own client never uses either), ring as the TLS provider.
+pub fn aws_client_builder() -> reqwest::ClientBuilder {
+    // reqwest is built without a crypto provider of its own: ring, as everywhere here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+}
+
 impl ReqwestConnector {
     fn new(connect_timeout: Option<Duration>, read_timeout: Option<Duration>) -> Self {
-        // reqwest is built without a crypto provider of its own: ring, as everywhere here.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            // The SDK's own client never follows redirects or uses an environment proxy.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
+        let mut builder = aws_client_builder();
         if let Some(timeout) = connect_timeout {
             builder = builder.connect_timeout(timeout);
         }

@@ -70,8 +70,14 @@ pub enum Failure {
         /// `x-amz-bucket-region`, for an S3 bucket in another region.
         bucket_region: Option<String>,
     },
-    /// No answer: connection, TLS, timeout, or a body too large.
+    /// No answer: connection, TLS, timeout.
     Transport(String),
+    /// The answer was larger than the call's limit (reading stopped there). Not retried: the
+    /// same object would come again.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// No credentials, or signing failed.
     Credentials(String),
     /// No endpoint: the region or a configured endpoint is unusable.
@@ -89,7 +95,7 @@ impl Failure {
                     })
             }
             Failure::Transport(_) => true,
-            Failure::Credentials(_) | Failure::Endpoint(_) => false,
+            Failure::TooLarge { .. } | Failure::Credentials(_) | Failure::Endpoint(_) => false,
         }
     }
 }
@@ -212,9 +218,7 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<B
         .map_err(|err| Failure::Transport(chain(&err)))?
     {
         if body.len() + chunk.len() > limit {
-            return Err(Failure::Transport(format!(
-                "the answer is larger than {limit} bytes"
-            )));
+            return Err(Failure::TooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }
@@ -323,5 +327,6 @@ mod tests {
         assert!(!failure(400, &[], r#"{"__type":"ParameterNotFound"}"#).retryable());
         assert!(!failure(403, &[], "<Error><Code>AccessDenied</Code></Error>").retryable());
         assert!(!Failure::Credentials("none".into()).retryable());
+        assert!(!Failure::TooLarge { limit: 1 }.retryable());
     }
 }

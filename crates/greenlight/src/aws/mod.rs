@@ -129,41 +129,30 @@ impl Aws {
         limit: usize,
     ) -> Result<(Vec<u8>, String), AwsReadError> {
         let what = format!("S3 object s3://{bucket}/{key}");
-        let sdk = self.sdk().await;
-        let url = endpoint::s3_object(&resolve(sdk, Service::S3), bucket, key).map_err(|err| {
-            AwsReadError {
-                problem: err.0,
-                fix: "set AWS_REGION, or AWS_ENDPOINT_URL_S3 to the endpoint to read from"
-                    .to_owned(),
-            }
-        })?;
-        let call = Call {
-            service: Service::S3,
-            method: Method::GET,
-            url,
-            headers: Vec::new(),
-            body: Bytes::new(),
-            max_bytes: limit,
-            what: &what,
-        };
-        let reply =
-            call::send(sdk, self.client()?, &call)
-                .await
-                .map_err(|failure| match failure {
-                    Failure::Transport(why) if why.contains("larger than") => AwsReadError {
-                        problem: format!("s3://{bucket}/{key} is over the {limit}-byte limit"),
-                        fix: "a greenlight config is a few kilobytes: check the key".to_owned(),
-                    },
-                    failure => read_error(
-                        failure,
-                        &what,
-                        "NoSuchKey",
-                        "upload the config there, or fix the bucket and key",
-                        &format!(
-                            "the function's role needs s3:GetObject on arn:aws:s3:::{bucket}/{key}"
-                        ),
+        let reply = self
+            .request(
+                Service::S3,
+                |resolve| endpoint::s3_object(resolve, bucket, key),
+                (Method::GET, Vec::new(), Bytes::new()),
+                limit,
+                &what,
+            )
+            .await
+            .map_err(|failure| match failure {
+                Failure::TooLarge { limit } => AwsReadError {
+                    problem: format!("s3://{bucket}/{key} is over the {limit}-byte limit"),
+                    fix: "a greenlight config is a few kilobytes: check the key".to_owned(),
+                },
+                failure => read_error(
+                    failure,
+                    &what,
+                    "NoSuchKey",
+                    "upload the config there, or fix the bucket and key",
+                    &format!(
+                        "the function's role needs s3:GetObject on arn:aws:s3:::{bucket}/{key}"
                     ),
-                })?;
+                ),
+            })?;
         let header = |name: &str| {
             reply
                 .headers
@@ -217,43 +206,54 @@ impl Aws {
         body: String,
         what: &str,
     ) -> Result<call::Reply, Failure> {
-        let sdk = self.sdk().await;
-        let url = endpoint::json_service(service, &resolve(sdk, service))
-            .map_err(|err| Failure::Endpoint(err.0))?;
-        let client = self
-            .client()
-            .map_err(|err| Failure::Transport(err.problem))?;
-        let call = Call {
+        let headers = vec![
+            ("content-type", "application/x-amz-json-1.1".to_owned()),
+            ("x-amz-target", target.to_owned()),
+        ];
+        self.request(
             service,
-            method: Method::POST,
-            url,
-            headers: vec![
-                ("content-type", "application/x-amz-json-1.1".to_owned()),
-                ("x-amz-target", target.to_owned()),
-            ],
-            body: Bytes::from(body),
-            max_bytes: MAX_JSON_ANSWER,
+            |resolve| endpoint::json_service(service, resolve),
+            (Method::POST, headers, Bytes::from(body)),
+            MAX_JSON_ANSWER,
             what,
-        };
-        call::send(sdk, client, &call).await
+        )
+        .await
     }
 
-    /// The HTTP client for AWS reads, built on first use: the SDK's timeouts, no proxy from
-    /// the environment (the SDK's own client uses none either).
-    fn client(&self) -> Result<&reqwest::Client, AwsReadError> {
+    /// Resolve the endpoint (`url_for`), then send one signed request to it.
+    async fn request(
+        &self,
+        service: Service,
+        url_for: impl FnOnce(&Resolve<'_>) -> Result<url::Url, endpoint::EndpointError>,
+        (method, headers, body): (Method, Vec<(&'static str, String)>, Bytes),
+        max_bytes: usize,
+        what: &str,
+    ) -> Result<call::Reply, Failure> {
+        let sdk = self.sdk().await;
+        let url = url_for(&resolve(sdk, service)).map_err(|err| Failure::Endpoint(err.0))?;
+        let call = Call {
+            service,
+            method,
+            url,
+            headers,
+            body,
+            max_bytes,
+            what,
+        };
+        call::send(sdk, self.client()?, &call).await
+    }
+
+    /// The HTTP client for AWS reads, built on first use, with the connect timeout of the
+    /// SDK's own calls.
+    fn client(&self) -> Result<&reqwest::Client, Failure> {
         let built = self.client.get_or_init(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder()
-                .user_agent(crate::client::USER_AGENT)
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
+            crate::sdk_http::aws_client_builder()
                 .connect_timeout(call::CONNECT_TIMEOUT)
                 .build()
                 .map_err(|err| crate::error::chain(&err))
         });
-        built.as_ref().map_err(|why| AwsReadError {
-            problem: format!("cannot build the HTTP client for AWS: {why}"),
-            fix: "check the system's TLS certificates".to_owned(),
+        built.as_ref().map_err(|why| {
+            Failure::Transport(format!("cannot build the HTTP client for AWS: {why}"))
         })
     }
 }
@@ -353,6 +353,11 @@ fn read_error(
         Failure::Transport(why) => AwsReadError {
             problem: format!("could not read {what}: {why}"),
             fix: "check network access to the AWS API from the function (NAT gateway or VPC endpoint) and the AWS_ENDPOINT_URL_* variables".to_owned(),
+        },
+        Failure::TooLarge { limit } => AwsReadError {
+            problem: format!("the answer for {what} is over the {limit}-byte limit"),
+            fix: "check that the endpoint is the AWS service (AWS_ENDPOINT_URL_* variables)"
+                .to_owned(),
         },
         Failure::Endpoint(why) => AwsReadError {
             problem: format!("could not read {what}: {why}"),
