@@ -6,25 +6,20 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_sdk_codedeploy::config::{Credentials, Region};
 use greenlight::Verdict;
 use greenlight::error::ReportError;
 use greenlight::event::CodeDeployEvent;
-use greenlight::report::codedeploy::{
-    CodeDeploySink, Delivery, REPORT_ATTEMPTS, StatusSink, with_report_policy,
-};
+use greenlight::report::codedeploy::{CodeDeploySink, Delivery, REPORT_ATTEMPTS, StatusSink};
 use greenlight_e2e::codedeploy::{CONTENT_TYPE, FakeCodeDeploy, Fault, TARGET};
 
 async fn sink(fake: &FakeCodeDeploy) -> CodeDeploySink {
-    let loader = aws_config::defaults(BehaviorVersion::latest())
+    let loader = greenlight::aws::sdk_loader()
         .endpoint_url(fake.url())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"));
-    let config = with_report_policy(loader, Duration::from_secs(20))
-        .load()
-        .await;
-    CodeDeploySink::new(aws_sdk_codedeploy::Client::new(&config))
+    // The hook's own path: the shared SDK config, the status call's retry and time policy.
+    CodeDeploySink::from_sdk(&loader.load().await, Duration::from_secs(20))
 }
 
 fn event(id: &str) -> CodeDeployEvent {
@@ -153,14 +148,14 @@ async fn a_hung_or_closed_endpoint_is_retried_and_bounded_by_the_reserve() {
     // A CodeDeploy endpoint that accepts connections and never answers: each attempt ends at
     // the attempt timeout, the SDK retries, and the whole call ends within the reserve.
     let hang = greenlight_e2e::targets::Hang::start().await;
-    let loader = aws_config::defaults(BehaviorVersion::latest())
+    let loader = greenlight::aws::sdk_loader()
         .endpoint_url(hang.url())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"));
     let reserve = Duration::from_secs(6);
-    let config = with_report_policy(loader, reserve).load().await;
+    let config = loader.load().await;
     let started = std::time::Instant::now();
-    let err = CodeDeploySink::new(aws_sdk_codedeploy::Client::new(&config))
+    let err = CodeDeploySink::from_sdk(&config, reserve)
         .put(&event("exec-hung"), Verdict::Passed)
         .await
         .unwrap_err();
@@ -178,12 +173,12 @@ async fn a_hung_or_closed_endpoint_is_retried_and_bounded_by_the_reserve() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let loader = aws_config::defaults(BehaviorVersion::latest())
+    let loader = greenlight::aws::sdk_loader()
         .endpoint_url(format!("http://{closed}"))
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"));
-    let config = with_report_policy(loader, reserve).load().await;
-    let err = CodeDeploySink::new(aws_sdk_codedeploy::Client::new(&config))
+    let config = loader.load().await;
+    let err = CodeDeploySink::from_sdk(&config, reserve)
         .put(&event("exec-closed"), Verdict::Passed)
         .await
         .unwrap_err();

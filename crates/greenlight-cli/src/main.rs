@@ -13,9 +13,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use greenlight::aws::Aws;
 use greenlight::budget::Budget;
 use greenlight::check::Progress;
-use greenlight::config::{Config, Source};
+use greenlight::config::Config;
 use greenlight::event::run_id_from;
 use greenlight::report::text;
+use greenlight::source::{self, Source};
 use greenlight::{Stage, Suite, Verdict};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -47,7 +48,8 @@ enum Command {
         #[arg(long)]
         run_id: Option<String>,
     },
-    /// Load and validate a config without sending anything.
+    /// Check a config's shape offline: parse, validate and plan every stage. Sends nothing
+    /// and reads no secret (their sources are checked when the hook or `check` starts).
     Validate {
         /// The config file. Defaults to what GREENLIGHT_CONFIG holds.
         #[arg(long, short)]
@@ -119,7 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { config } => {
             let aws = Aws::new();
             let (config, source) = load(config, &aws).await?;
-            Suite::load(config.clone(), source.clone(), &aws).await?;
+            Suite::check_offline(&config)?;
             let stages: Vec<String> = Stage::ALL
                 .into_iter()
                 .filter_map(|stage| {
@@ -199,15 +201,13 @@ impl Progress for TerminalProgress {
 }
 
 async fn load(path: Option<PathBuf>, aws: &Aws) -> anyhow::Result<(Config, Source)> {
-    Ok(match path {
-        Some(path) => (Config::from_file(&path)?, Source::File(path)),
-        None => {
-            let loaded = Config::load_env(aws)
-                .await
-                .context("no --config given and GREENLIGHT_CONFIG did not provide one")?;
-            (loaded.config, loaded.source)
-        }
-    })
+    let loaded = match path {
+        Some(path) => source::load_file(path, aws).await?,
+        None => source::load_env(aws)
+            .await
+            .context("no --config given and GREENLIGHT_CONFIG did not provide one")?,
+    };
+    Ok((loaded.config, loaded.source))
 }
 
 fn fresh_run_id() -> String {

@@ -1,4 +1,5 @@
-//! One HTTP client per target, built once per cold start: TLS roots, the `host` override, timeouts.
+//! The HTTP transport of the checks: one client per target, built once per cold start (TLS
+//! roots, the `host` override, timeouts), and one exchange within the limits ([`send`]).
 //!
 //! Each target has one rustls configuration, shared by its reqwest client (`http` and
 //! `scenario` checks) and by the probe's own connections ([`crate::conn`]), so both verify
@@ -18,13 +19,31 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use url::Url;
 
-use crate::config::{Config, Target};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method};
+use tokio::time::Instant;
+
 use crate::error::{ConfigError, chain};
+
+/// What a target needs to be reached: the config's `targets.NAME`, resolved.
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    /// Base URL (absolute http or https).
+    pub url: Url,
+    /// Host header and TLS server name, when set.
+    pub host: Option<String>,
+    /// An extra PEM bundle of trusted roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Accept any certificate.
+    pub insecure: bool,
+}
 
 /// The clients of every target in the config.
 #[derive(Debug, Clone, Default)]
 pub struct Targets {
-    clients: BTreeMap<String, TargetClient>,
+    clients: BTreeMap<String, Arc<TargetClient>>,
 }
 
 /// A target ready to send to.
@@ -48,30 +67,30 @@ pub struct TargetClient {
 
 impl Targets {
     /// Build a client for each target.
-    pub fn build(config: &Config) -> Result<Targets, ConfigError> {
+    pub fn build<'a>(
+        settings: impl IntoIterator<Item = (&'a String, TargetSettings)>,
+    ) -> Result<Targets, ConfigError> {
         // reqwest is built without a crypto provider of its own (one TLS stack in the binary,
         // shared with the AWS SDK's client): ring, installed once for the process. A second
         // call finds it installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let clients = config
-            .targets
-            .iter()
+        let clients = settings
+            .into_iter()
             .map(|(name, target)| {
-                let timeout = target.timeout.unwrap_or(config.defaults.timeout).0;
-                build_one(name, target, timeout).map(|client| (name.clone(), client))
+                build_one(name, &target).map(|client| (name.clone(), Arc::new(client)))
             })
             .collect::<Result<_, _>>()?;
         Ok(Targets { clients })
     }
 
     /// The client of a target.
-    pub fn get(&self, name: &str) -> Option<&TargetClient> {
+    pub fn get(&self, name: &str) -> Option<&Arc<TargetClient>> {
         self.clients.get(name)
     }
 
     /// All targets.
     pub fn iter(&self) -> impl Iterator<Item = &TargetClient> {
-        self.clients.values()
+        self.clients.values().map(AsRef::as_ref)
     }
 }
 
@@ -84,9 +103,10 @@ impl TargetClient {
     }
 }
 
-fn build_one(name: &str, target: &Target, timeout: Duration) -> Result<TargetClient, ConfigError> {
+fn build_one(name: &str, target: &TargetSettings) -> Result<TargetClient, ConfigError> {
     let path = format!("targets.{name}");
-    let configured = &target.url.0;
+    let timeout = target.timeout;
+    let configured = &target.url;
     let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         // A redirect from a health endpoint is something to see, not to follow.
@@ -140,7 +160,7 @@ fn build_one(name: &str, target: &Target, timeout: Duration) -> Result<TargetCli
         client,
         base,
         timeout,
-        insecure: target.insecure_skip_tls_verify,
+        insecure: target.insecure,
         dial: (unbracket(&upstream).to_owned(), port),
         tls,
     })
@@ -157,20 +177,20 @@ pub fn unbracket(host: &str) -> &str {
 /// The rustls configuration of an `https` target: the system's roots plus `ca_file`, checked
 /// by the platform verifier (as reqwest does by default), or no checks at all when
 /// `insecure_skip_tls_verify` says so; ring as the crypto provider; HTTP/1.1 only.
-fn tls_config(path: &str, target: &Target) -> Result<ClientConfig, ConfigError> {
+fn tls_config(path: &str, target: &TargetSettings) -> Result<ClientConfig, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|err| {
             ConfigError::invalid(
                 path,
-                &target.url.0,
+                &target.url,
                 format!("cannot set up TLS: {err}"),
                 "this is a bug in greenlight's TLS set-up; please report it",
             )
         })?
         .dangerous();
-    let builder = if target.insecure_skip_tls_verify {
+    let builder = if target.insecure {
         builder.with_custom_certificate_verifier(Arc::new(NoVerifier(provider)))
     } else {
         let extra = match &target.ca_file {
@@ -310,17 +330,143 @@ impl Resolve for HostOverride {
     }
 }
 
+/// One request, fully resolved.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Request method.
+    pub method: Method,
+    /// Full URL (target base + path).
+    pub url: Url,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// Request body.
+    pub body: Option<Bytes>,
+    /// Whole-exchange timeout.
+    pub timeout: Duration,
+    /// The most body bytes read.
+    pub max_body_bytes: u64,
+}
+
+/// What came back, read within the limits.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The body (complete unless `truncated`).
+    pub body: Bytes,
+    /// The body was larger than the limit and reading stopped.
+    pub truncated: bool,
+    /// First byte sent to last byte read.
+    pub latency: Duration,
+}
+
+/// Why no response could be judged.
+#[derive(Debug, Clone)]
+pub enum SendError {
+    /// Nothing complete arrived within the timeout (hang, stall, slowness).
+    Timeout(Duration),
+    /// Could not connect, TLS refused, the stream broke: the check could not run.
+    Other(String),
+}
+
+impl SendError {
+    /// `(expected, actual)` for a timeout.
+    pub fn timeout_texts(timeout: Duration) -> (String, String) {
+        let shown = humantime::format_duration(timeout);
+        (
+            format!("a complete response within {shown}"),
+            format!("none after {shown} (the target hung or was too slow)"),
+        )
+    }
+}
+
+/// Send one request and read its response within the limits.
+pub async fn send(
+    client: &reqwest::Client,
+    request: &Request,
+    target: &str,
+) -> Result<Response, SendError> {
+    let mut builder = client
+        .request(request.method.clone(), request.url.clone())
+        .headers(request.headers.clone())
+        .timeout(request.timeout);
+    if let Some(body) = &request.body {
+        builder = builder.body(body.clone());
+    }
+    let classify = |err: reqwest::Error| classify(err, request, target);
+    let started = Instant::now();
+    // The request's timeout covers connect, headers and the whole body (reqwest applies it to
+    // the body stream too), so a hang, a stall mid-body or a slow drip all end as a timeout.
+    let exchange = async {
+        let mut response = builder.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let limit = usize::try_from(request.max_body_bytes).unwrap_or(usize::MAX);
+        let mut body = BytesMut::new();
+        let mut truncated = false;
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > limit {
+                // Stop reading: dropping the response closes the connection, so a 500 MB
+                // body costs at most `limit` bytes of memory.
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..room]);
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            headers,
+            body: body.freeze(),
+            truncated,
+            latency: started.elapsed(),
+        })
+    };
+    exchange.await
+}
+
+fn classify(err: reqwest::Error, request: &Request, target: &str) -> SendError {
+    if err.is_timeout() {
+        return SendError::Timeout(request.timeout);
+    }
+    let what = if err.is_connect() {
+        "could not connect"
+    } else if err.is_body() || err.is_decode() {
+        "could not read the response"
+    } else {
+        "request failed"
+    };
+    // reqwest puts the URL in its own message; ours names the target instead.
+    let err = err.without_url();
+    SendError::Other(format!(
+        "{} {}: {what} (target {target}): {}",
+        request.method,
+        request.url,
+        chain(&err)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn host_replaces_the_url_host_but_keeps_the_port() {
-        let config = Config::parse(
-            "targets: { test: { url: 'https://10.0.0.1:8443', host: payments.example.com, timeout: 2s } }",
-        )
+        let name = "test".to_owned();
+        let targets = Targets::build([(
+            &name,
+            TargetSettings {
+                url: Url::parse("https://10.0.0.1:8443").unwrap(),
+                host: Some("payments.example.com".into()),
+                ca_file: None,
+                timeout: Duration::from_secs(2),
+                insecure: false,
+            },
+        )])
         .unwrap();
-        let targets = Targets::build(&config).unwrap();
         let test = targets.get("test").unwrap();
         assert_eq!(test.base.as_str(), "https://payments.example.com:8443/");
         assert_eq!(test.timeout, Duration::from_secs(2));
@@ -343,10 +489,22 @@ mod tests {
 
     #[test]
     fn unreadable_or_bogus_ca_file_is_a_config_error() {
-        let config =
-            Config::parse("targets: { t: { url: 'https://a', ca_file: /nonexistent/ca.pem } }")
-                .unwrap();
-        let e = Targets::build(&config).unwrap_err().to_string();
+        let name = "t".to_owned();
+        let with_ca = |ca_file: &std::path::Path| {
+            Targets::build([(
+                &name,
+                TargetSettings {
+                    url: Url::parse("https://a").unwrap(),
+                    host: None,
+                    ca_file: Some(ca_file.to_owned()),
+                    timeout: Duration::from_secs(5),
+                    insecure: false,
+                },
+            )])
+        };
+        let e = with_ca(std::path::Path::new("/nonexistent/ca.pem"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("targets.t.ca_file") && e.contains("/nonexistent/ca.pem"),
             "{e}"
@@ -355,12 +513,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bogus = dir.path().join("ca.pem");
         std::fs::write(&bogus, "not a certificate").unwrap();
-        let config = Config::parse(&format!(
-            "targets: {{ t: {{ url: 'https://a', ca_file: '{}' }} }}",
-            bogus.display()
-        ))
-        .unwrap();
-        let e = Targets::build(&config).unwrap_err().to_string();
+        let e = with_ca(&bogus).unwrap_err().to_string();
         assert!(e.contains("BEGIN CERTIFICATE"), "{e}");
     }
 }

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::check::http::Request;
+use crate::client::Request;
 use crate::client::{TargetClient, USER_AGENT as GREENLIGHT_AGENT, unbracket};
 use crate::error::chain;
 

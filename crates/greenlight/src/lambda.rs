@@ -176,18 +176,12 @@ impl<S: StatusSink> Hook<S> {
                 report
             }
         };
-        let status = match report.verdict {
-            crate::verdict::Verdict::Passed => "SUCCEEDED",
-            crate::verdict::Verdict::Failed => "FAILED",
-        };
-        tracing::info!(stage = %self.stage, hook_status = status, "answered ECS");
-        json!({
-            "hookStatus": status,
-            "hookDetails": {
-                "greenlightVerdict": report.verdict.as_str(),
-                "greenlightSummary": report.summary(),
-            },
-        })
+        tracing::info!(
+            stage = %self.stage,
+            hook_status = report.verdict.status().ecs,
+            "answered ECS"
+        );
+        crate::report::ecs::response(&report)
     }
 
     /// Run this function's stage under the invocation's budget, whatever the config's state,
@@ -309,8 +303,9 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Source};
+    use crate::config::Config;
     use crate::report::codedeploy::Delivery;
+    use crate::source::Source;
     use crate::verdict::Verdict;
     use serde_json::json;
     use std::sync::Mutex;

@@ -1,29 +1,32 @@
 //! greenlight: checks for the green side of an ECS blue/green deployment, run from CodeDeploy
 //! lifecycle hooks (and the `greenlight` CLI).
 //!
-//! Data flows one way: [`event`] + [`config`] → [`plan`] → [`outcome`]s ([`run`], [`check`]) →
-//! [`verdict`] → [`report`]. [`lambda`] is the glue the hook binaries call; [`suite`] wires the
-//! flow for one stage.
+//! Data flows one way: [`event`] + [`config`] → `plan` → [`outcome`]s (`run`, [`check`]) →
+//! [`verdict`] → [`report`]. [`source`] reads the config and secrets (AWS reads live in
+//! [`aws`]); [`suite`] builds the clients and plans once per cold start and wires the flow for
+//! one stage; [`lambda`] is the glue the hook binaries call. The HTTP transport (`client`,
+//! `conn`), `template`, `redact`, [`stage`], [`telemetry`] and [`error`] are leaves.
 
 pub mod aws;
 pub mod budget;
 pub mod check;
-pub mod client;
+pub(crate) mod client;
 pub mod config;
-pub mod conn;
+pub(crate) mod conn;
 pub mod error;
 pub mod event;
 pub mod lambda;
 pub mod outcome;
-pub mod plan;
-pub mod redact;
+pub(crate) mod plan;
+pub(crate) mod redact;
 pub mod report;
-pub mod run;
-pub mod sdk_http;
+pub(crate) mod run;
+pub(crate) mod sdk_http;
+pub mod source;
 pub mod stage;
 pub mod suite;
 pub mod telemetry;
-pub mod template;
+pub(crate) mod template;
 pub mod verdict;
 
 pub use config::Config;

@@ -47,6 +47,10 @@ pub enum Outcome {
     Error {
         /// Why.
         error: String,
+        /// Expectations that had already failed before it stopped being able to run (a
+        /// scenario step that failed, then a cleanup that could not connect).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        failures: Vec<Mismatch>,
     },
 }
 
@@ -66,6 +70,7 @@ impl Outcome {
     pub fn error(error: impl Into<String>) -> Self {
         Outcome::Error {
             error: error.into(),
+            failures: Vec::new(),
         }
     }
 
@@ -87,12 +92,9 @@ impl Outcome {
     pub fn message(&self) -> String {
         match self {
             Outcome::Passed => "ok".to_owned(),
-            Outcome::Failed { failures } => failures
-                .iter()
-                .map(|m| format!("{}: expected {}, got {}", m.what, m.expected, m.actual))
-                .collect::<Vec<_>>()
-                .join("; "),
-            Outcome::Error { error } => error.clone(),
+            Outcome::Failed { failures } => mismatches(failures),
+            Outcome::Error { error, failures } if failures.is_empty() => error.clone(),
+            Outcome::Error { error, failures } => format!("{error}; {}", mismatches(failures)),
         }
     }
 
@@ -101,19 +103,44 @@ impl Outcome {
         match self {
             Outcome::Passed => Outcome::Passed,
             Outcome::Failed { failures } => Outcome::Failed {
-                failures: failures
-                    .into_iter()
-                    .map(|m| Mismatch {
-                        what: redactor.scrub(&m.what),
-                        expected: redactor.scrub(&m.expected),
-                        actual: redactor.scrub(&m.actual),
-                    })
-                    .collect(),
+                failures: scrub_all(failures, redactor),
             },
-            Outcome::Error { error } => Outcome::Error {
+            Outcome::Error { error, failures } => Outcome::Error {
                 error: redactor.scrub(&error),
+                failures: scrub_all(failures, redactor),
             },
         }
+    }
+}
+
+fn mismatches(failures: &[Mismatch]) -> String {
+    failures
+        .iter()
+        .map(|m| format!("{}: expected {}, got {}", m.what, m.expected, m.actual))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn scrub_all(failures: Vec<Mismatch>, redactor: &Redactor) -> Vec<Mismatch> {
+    failures
+        .into_iter()
+        .map(|m| Mismatch {
+            what: redactor.scrub(&m.what),
+            expected: redactor.scrub(&m.expected),
+            actual: redactor.scrub(&m.actual),
+        })
+        .collect()
+}
+
+/// A p-value for a person: `= 0.012`, `= 3.1e-5`, or `< 1e-15` where a double cannot tell
+/// it from zero (so a report never says `p = 0`).
+pub fn format_p(p: f64) -> String {
+    if p < 1e-15 {
+        "< 1e-15".to_owned()
+    } else if p < 1e-3 {
+        format!("= {p:.1e}")
+    } else {
+        format!("= {p:.3}")
     }
 }
 
@@ -236,8 +263,15 @@ impl CheckResult {
     }
 
     /// Attach a probe's figures.
-    pub fn with_stats(mut self, stats: Option<ProbeStats>) -> Self {
+    pub(crate) fn with_stats(mut self, stats: Option<ProbeStats>) -> Self {
         self.stats = stats;
+        self
+    }
+
+    /// The same result with every text scrubbed (and its message derived again).
+    pub(crate) fn redacted(mut self, redactor: &Redactor) -> Self {
+        self.outcome = self.outcome.redacted(redactor);
+        self.message = self.outcome.message();
         self
     }
 }
@@ -268,6 +302,34 @@ mod tests {
         assert_eq!(json["duration_ms"], 12);
         assert_eq!(json["message"], "status: expected 200, got 500");
         assert_eq!(json["failures"][0]["actual"], "500");
+    }
+
+    #[test]
+    fn p_values_never_print_as_zero() {
+        assert_eq!(format_p(0.0), "< 1e-15");
+        assert_eq!(format_p(3.14e-5), "= 3.1e-5");
+        assert_eq!(format_p(0.0123), "= 0.012");
+    }
+
+    #[test]
+    fn an_error_keeps_the_failures_that_came_before_it() {
+        let out = Outcome::Error {
+            error: "cleanup 1: could not connect".into(),
+            failures: vec![Mismatch::new("step 1: status", "201", "500")],
+        };
+        assert_eq!(
+            out.message(),
+            "cleanup 1: could not connect; step 1: status: expected 201, got 500"
+        );
+        let json = serde_json::to_value(&out).unwrap();
+        assert_eq!(json["outcome"], "error");
+        assert_eq!(json["failures"][0]["actual"], "500");
+        assert!(
+            serde_json::to_value(Outcome::error("x"))
+                .unwrap()
+                .get("failures")
+                .is_none()
+        );
     }
 
     #[test]

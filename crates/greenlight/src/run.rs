@@ -11,12 +11,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::check::RunContext;
-use crate::client::Targets;
 use crate::outcome::{CheckResult, Outcome, Ran};
 use crate::plan::Plan;
 
 /// A unit of work for [`run_jobs`]: a check's identity and the future that runs it.
-pub struct Job {
+pub(crate) struct Job {
     /// Check name.
     pub name: String,
     /// Check kind label.
@@ -27,10 +26,9 @@ pub struct Job {
     pub work: BoxFuture<'static, (Ran, u32)>,
 }
 
-/// Run every check of a plan against its targets within `budget`.
-pub async fn run_plan(
+/// Run every check of a plan within `budget`.
+pub(crate) async fn run_plan(
     plan: &Plan,
-    targets: Arc<Targets>,
     ctx: Arc<RunContext>,
     budget: Duration,
 ) -> Vec<CheckResult> {
@@ -40,13 +38,12 @@ pub async fn run_plan(
         .iter()
         .map(|check| {
             let check = check.clone();
-            let targets = Arc::clone(&targets);
             let ctx = Arc::clone(&ctx);
             Job {
                 name: check.name.clone(),
                 kind: check.kind.label(),
                 required: check.required,
-                work: Box::pin(async move { check.run(targets, ctx, deadline).await }),
+                work: Box::pin(async move { check.run(ctx, deadline).await }),
             }
         })
         .collect();
@@ -57,7 +54,11 @@ pub async fn run_plan(
 ///
 /// Every job yields exactly one result, in input order: a panic becomes an `error` outcome, and
 /// so does a job still running at the deadline (it is aborted, which drops its sockets).
-pub async fn run_jobs(jobs: Vec<Job>, deadline: Instant, concurrency: usize) -> Vec<CheckResult> {
+pub(crate) async fn run_jobs(
+    jobs: Vec<Job>,
+    deadline: Instant,
+    concurrency: usize,
+) -> Vec<CheckResult> {
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
@@ -185,7 +186,7 @@ mod tests {
         assert!(results[0].outcome.is_passed());
         assert_eq!(results[1].name, "boom");
         assert!(
-            matches!(&results[1].outcome, Outcome::Error { error } if error.contains("panicked: index out of bounds"))
+            matches!(&results[1].outcome, Outcome::Error { error, .. } if error.contains("panicked: index out of bounds"))
         );
         assert!(results[2].outcome.is_passed());
     }
@@ -198,7 +199,7 @@ mod tests {
         ];
         let results = run_jobs(jobs, Instant::now() + Duration::from_secs(30), 4).await;
         assert!(
-            matches!(&results[0].outcome, Outcome::Error { error } if error.contains("stage budget of 30s"))
+            matches!(&results[0].outcome, Outcome::Error { error, .. } if error.contains("stage budget of 30s"))
         );
         assert!(results[1].outcome.is_passed());
     }

@@ -1,5 +1,6 @@
-//! A loaded config with its clients: what a cold start builds once and every invocation runs.
-//! This is where the one-way flow is wired: config → plan → outcomes → verdict → report.
+//! A loaded config with its clients and plans: what a cold start builds once and every
+//! invocation runs. This is where the one-way flow is wired: config → plan → outcomes →
+//! verdict → report.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,17 +10,18 @@ use tokio::time::Instant;
 
 use crate::aws::Aws;
 use crate::check::{Progress, RunContext};
-use crate::client::Targets;
-use crate::config::{Config, Source};
+use crate::client::{TargetSettings, Targets};
+use crate::config::Config;
 use crate::error::ConfigError;
-use crate::plan::Plan;
+use crate::plan::Plans;
 use crate::redact::Redactor;
 use crate::report::StageReport;
 use crate::run::run_plan;
+use crate::source::Source;
 use crate::stage::Stage;
 use crate::template::Vars;
 
-/// A validated config, its HTTP clients and its redactor.
+/// A validated config, its HTTP clients, its plans and its redactor.
 #[derive(Clone)]
 pub struct Suite {
     /// The config.
@@ -27,6 +29,7 @@ pub struct Suite {
     /// Where it came from.
     pub source: Source,
     targets: Arc<Targets>,
+    plans: Arc<Plans>,
     secrets: Arc<BTreeMap<String, String>>,
     redactor: Redactor,
     progress: Option<Arc<dyn Progress>>,
@@ -34,98 +37,46 @@ pub struct Suite {
 
 impl Suite {
     /// Load `GREENLIGHT_CONFIG` from wherever it points, resolve its secrets, build the
-    /// clients: what a cold start does once.
+    /// clients and the plans: what a cold start does once.
     pub async fn from_env(aws: &Aws) -> Result<(Suite, String), ConfigError> {
-        let loaded = Config::load_env(aws).await?;
+        let loaded = crate::source::load_env(aws).await?;
         let suite = Suite::load(loaded.config, loaded.source, aws).await?;
         Ok((suite, loaded.version))
     }
 
-    /// Resolve every secret (environment, Secrets Manager, SSM) and build the clients.
+    /// Resolve every secret (environment, Secrets Manager, SSM), build the clients and plans.
     pub async fn load(config: Config, source: Source, aws: &Aws) -> Result<Suite, ConfigError> {
-        let mut secrets = BTreeMap::new();
-        for (name, from) in &config.secrets {
-            let value = match (&from.env, &from.secretsmanager, &from.ssm) {
-                (Some(variable), _, _) => env_secret(name, variable)?,
-                (_, Some(id), _) => aws.secret_string(id).await.map_err(|err| {
-                    ConfigError::invalid(
-                        format!("secrets.{name}.secretsmanager"),
-                        id,
-                        err.problem,
-                        err.fix,
-                    )
-                })?,
-                (_, _, Some(parameter)) => {
-                    let (value, kind, _) = aws.ssm_parameter(parameter).await.map_err(|err| {
-                        ConfigError::invalid(
-                            format!("secrets.{name}.ssm"),
-                            parameter,
-                            err.problem,
-                            err.fix,
-                        )
-                    })?;
-                    if kind != "SecureString" {
-                        return Err(ConfigError::invalid(
-                            format!("secrets.{name}.ssm"),
-                            parameter,
-                            format!("the parameter is a {kind}, not a SecureString"),
-                            "store secrets as SecureString parameters (encrypted at rest)",
-                        ));
-                    }
-                    value
-                }
-                (None, None, None) => {
-                    return Err(ConfigError::invalid(
-                        format!("secrets.{name}"),
-                        "(source)",
-                        "no source",
-                        "write { env: VARIABLE }, { secretsmanager: ID } or { ssm: NAME }",
-                    ));
-                }
-            };
-            if value.trim().is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("secrets.{name}"),
-                    "(empty)",
-                    "the secret's value is empty",
-                    "store the value, or point at the right source",
-                ));
-            }
-            secrets.insert(name.clone(), value);
-        }
-        Suite::with_secrets(config, source, secrets)
+        let secrets = crate::source::secrets(&config, aws).await?;
+        Suite::build(config, source, secrets)
     }
 
-    /// Build the clients for a config whose secrets all come from the environment (tests, and
-    /// the CLI without AWS access). A secret from AWS is an error here: use [`Suite::load`].
+    /// Build a suite whose secrets all come from the environment (tests, and callers without
+    /// AWS access). A secret from AWS is an error here: use [`Suite::load`].
     pub fn new(config: Config, source: Source) -> Result<Suite, ConfigError> {
-        let secrets = config
-            .secrets
-            .iter()
-            .map(|(name, from)| match &from.env {
-                Some(variable) => env_secret(name, variable).map(|value| (name.clone(), value)),
-                None => Err(ConfigError::invalid(
-                    format!("secrets.{name}"),
-                    "(AWS source)",
-                    "this secret is read from AWS, which this caller does not load",
-                    "load the suite with Suite::load",
-                )),
-            })
-            .collect::<Result<_, _>>()?;
-        Suite::with_secrets(config, source, secrets)
+        let secrets = crate::source::env_secrets(&config)?;
+        Suite::build(config, source, secrets)
     }
 
-    fn with_secrets(
+    /// Everything a cold start checks that needs no secret and no network: the clients (CA
+    /// bundles included) and every stage's plan. What `greenlight validate` runs.
+    pub fn check_offline(config: &Config) -> Result<(), ConfigError> {
+        let targets = build_targets(config)?;
+        Plans::build(config, &targets).map(|_| ())
+    }
+
+    fn build(
         config: Config,
         source: Source,
         secrets: BTreeMap<String, String>,
     ) -> Result<Suite, ConfigError> {
-        let targets = Targets::build(&config)?;
+        let targets = build_targets(&config)?;
+        let plans = Plans::build(&config, &targets)?;
         let redactor = redactor_for(&config, &secrets);
         Ok(Suite {
             config,
             source,
             targets: Arc::new(targets),
+            plans: Arc::new(plans),
             secrets: Arc::new(secrets),
             redactor,
             progress: None,
@@ -138,11 +89,6 @@ impl Suite {
         self
     }
 
-    /// The redactor that knows this config's secrets.
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
-    }
-
     /// Run a stage's checks within `budget` and judge them. Never fails: whatever goes wrong is
     /// in the report, and the report's verdict is failed.
     pub async fn run_stage(
@@ -153,9 +99,7 @@ impl Suite {
         deployment_id: Option<String>,
     ) -> StageReport {
         let started = Instant::now();
-        let deployment_id = deployment_id.unwrap_or_else(|| "local".to_owned());
-        let vars = Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets);
-        let plan = match Plan::build(&self.config, &self.targets, stage, &vars) {
+        let plan = match self.plans.get(stage) {
             Ok(plan) => plan,
             Err(err) => {
                 return StageReport::not_run(
@@ -179,21 +123,15 @@ impl Suite {
                 "stage {stage} has no checks: it passes because the config lists none"
             ));
         }
+        let deployment_id = deployment_id.unwrap_or_else(|| "local".to_owned());
         let ctx = Arc::new(RunContext {
-            run_id: run_id.clone(),
-            deployment_id,
-            stage,
-            secrets: Arc::clone(&self.secrets),
+            vars: Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets),
             progress: self.progress.clone(),
         });
-        let checks = run_plan(&plan, Arc::clone(&self.targets), ctx, budget)
+        let checks = run_plan(plan, ctx, budget)
             .await
             .into_iter()
-            .map(|mut check| {
-                check.outcome = check.outcome.redacted(&self.redactor);
-                check.message = check.outcome.message();
-                check
-            })
+            .map(|check| check.redacted(&self.redactor))
             .collect();
         StageReport::new(
             stage,
@@ -206,20 +144,6 @@ impl Suite {
     }
 }
 
-/// A secret from an environment variable. A missing one is a config error, so the stage fails
-/// closed instead of sending an empty API key.
-fn env_secret(name: &str, variable: &str) -> Result<String, ConfigError> {
-    match std::env::var(variable) {
-        Ok(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(ConfigError::invalid(
-            format!("secrets.{name}.env"),
-            variable,
-            "the environment variable is not set (or is empty)",
-            format!("set {variable} on the function (or in the shell that runs greenlight)"),
-        )),
-    }
-}
-
 impl std::fmt::Debug for Suite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Suite")
@@ -229,26 +153,34 @@ impl std::fmt::Debug for Suite {
     }
 }
 
+/// A client for every target of the config, with `defaults.timeout` where a target sets none.
+pub(crate) fn build_targets(config: &Config) -> Result<Targets, ConfigError> {
+    Targets::build(config.targets.iter().map(|(name, target)| {
+        (
+            name,
+            TargetSettings {
+                url: target.url.0.clone(),
+                host: target.host.clone(),
+                ca_file: target.ca_file.clone(),
+                timeout: target.timeout.unwrap_or(config.defaults.timeout).0,
+                insecure: target.insecure_skip_tls_verify,
+            },
+        )
+    }))
+}
+
 /// Every credential the config holds: the secrets, and values of sensitive headers written
 /// literally in any check of any stage.
 fn redactor_for(config: &Config, secrets: &BTreeMap<String, String>) -> Redactor {
-    let checks = Stage::ALL
+    let requests: Vec<_> = Stage::ALL
         .into_iter()
         .filter_map(|stage| config.stages.get(stage))
-        .flat_map(|stage| stage.checks.iter());
-    let mut headers: Vec<(&String, &String)> = Vec::new();
-    for check in checks {
-        if let Some(http) = &check.http {
-            headers.extend(http.headers.iter());
-        }
-        if let Some(scenario) = &check.scenario {
-            for step in scenario.steps.iter().chain(&scenario.cleanup) {
-                headers.extend(step.headers.iter());
-            }
-        }
-        if let Some(probe) = &check.probe {
-            headers.extend(probe.headers.iter());
-        }
-    }
+        .flat_map(|stage| stage.checks.iter())
+        .flat_map(|check| check.requests())
+        .collect();
+    let headers = requests
+        .iter()
+        .flat_map(|request| request.headers.iter())
+        .map(|(name, value)| (name.as_str(), value));
     Redactor::new(secrets.values().cloned()).with_headers(headers)
 }

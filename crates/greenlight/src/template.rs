@@ -22,8 +22,8 @@ pub fn is_template(source: &str) -> bool {
     source.contains("{{") || source.contains("{%") || source.contains("{#")
 }
 
-/// The values a scenario's templates can use.
-#[derive(Debug, Clone, Default)]
+/// The values a run's templates can use.
+#[derive(Clone, Default)]
 pub struct Vars {
     values: BTreeMap<String, Value>,
     captures: BTreeMap<String, String>,
@@ -55,11 +55,6 @@ impl Vars {
     /// Add a captured value.
     pub fn capture(&mut self, name: &str, value: String) {
         self.captures.insert(name.to_owned(), value);
-    }
-
-    /// A captured value, if it was captured.
-    pub fn captured(&self, name: &str) -> Option<&str> {
-        self.captures.get(name).map(String::as_str)
     }
 
     /// Render one string.
@@ -114,6 +109,16 @@ impl Vars {
             ),
             other => other.clone(),
         })
+    }
+}
+
+impl std::fmt::Debug for Vars {
+    /// Names only: the values include secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vars")
+            .field("values", &self.values.keys().collect::<Vec<_>>())
+            .field("captures", &self.captures.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 

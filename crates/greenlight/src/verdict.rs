@@ -28,12 +28,23 @@ impl Verdict {
         }
     }
 
-    /// The status CodeDeploy understands.
-    pub fn codedeploy_status(self) -> &'static str {
+    /// The verdict as each engine spells it: the one mapping from verdict to status.
+    pub fn status(self) -> HookStatus {
         match self {
-            Verdict::Passed => "Succeeded",
-            Verdict::Failed => "Failed",
+            Verdict::Passed => HookStatus {
+                codedeploy: "Succeeded",
+                ecs: "SUCCEEDED",
+            },
+            Verdict::Failed => HookStatus {
+                codedeploy: "Failed",
+                ecs: "FAILED",
+            },
         }
+    }
+
+    /// The status CodeDeploy understands (`PutLifecycleEventHookExecutionStatus`).
+    pub fn codedeploy_status(self) -> &'static str {
+        self.status().codedeploy
     }
 
     /// `passed` or `failed`.
@@ -43,6 +54,15 @@ impl Verdict {
             Verdict::Failed => "failed",
         }
     }
+}
+
+/// A verdict as a lifecycle hook reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookStatus {
+    /// CodeDeploy's `LifecycleEventStatus`: `Succeeded` or `Failed`.
+    pub codedeploy: &'static str,
+    /// ECS's `hookStatus`: `SUCCEEDED` or `FAILED`.
+    pub ecs: &'static str,
 }
 
 #[cfg(test)]

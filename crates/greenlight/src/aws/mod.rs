@@ -33,6 +33,14 @@ pub struct Aws {
     client: OnceLock<Result<reqwest::Client, String>>,
 }
 
+/// The SDK's config loader as greenlight uses it: the environment's settings, sending through
+/// the one reqwest stack ([`crate::sdk_http`]). SDK clients add their own retry and timeout
+/// policy (the CodeDeploy status call does).
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::sdk_http::ReqwestHttpClient::shared())
+}
+
 /// Why a read from AWS failed, in words that say what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsReadError {
@@ -71,26 +79,9 @@ impl Aws {
         Aws::default()
     }
 
-    /// Access with an SDK config already loaded.
-    pub fn with_sdk(sdk: SdkConfig) -> Self {
-        Aws {
-            sdk: OnceCell::from(sdk),
-            client: OnceLock::new(),
-        }
-    }
-
-    /// The SDK config (credentials, region, endpoints, retries), loaded once.
+    /// The SDK config (credentials, region, endpoints), loaded once.
     pub async fn sdk(&self) -> &SdkConfig {
-        self.sdk
-            .get_or_init(|| async {
-                crate::report::codedeploy::with_report_policy(
-                    aws_config::defaults(aws_config::BehaviorVersion::latest()),
-                    crate::config::Defaults::default().report_reserve.0,
-                )
-                .load()
-                .await
-            })
-            .await
+        self.sdk.get_or_init(|| sdk_loader().load()).await
     }
 
     /// An SSM parameter (decrypted): its value, type and version.

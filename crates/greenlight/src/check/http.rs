@@ -1,179 +1,129 @@
-//! The `http` check: one request, expectations on status, headers, body, JSON and latency.
+//! One exchange: render a planned request, send it, take its captures and judge the response.
+//! An `http` check is one exchange; a scenario step is one exchange with a label.
 
-use std::time::Duration;
-
-use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method};
 use serde_json::Value;
-use tokio::time::Instant;
-use url::Url;
 
-use crate::client::Targets;
-use crate::config::Expect;
-use crate::error::chain;
+use crate::check::request::RequestTemplate;
+use crate::client::{Response, SendError, send};
+use crate::config::{CaptureFrom, Expect, OneOrMany};
 use crate::outcome::{Mismatch, Outcome};
 use crate::redact::is_sensitive_header;
+use crate::template::Vars;
 
 /// How much of a body a failure message quotes.
 const SNIPPET_CHARS: usize = 200;
 
-/// An HTTP request and what its response must look like.
+/// A request, what its response must look like, and what to take from it.
 #[derive(Debug, Clone)]
-pub struct HttpCheck {
-    /// Target name, for messages.
-    pub target: String,
+pub(crate) struct Exchange {
     /// What to send.
-    pub request: Request,
-    /// Expectations.
+    pub request: RequestTemplate,
+    /// Expectations (string values templated).
     pub expect: Expect,
+    /// Variable → where to find it in the response.
+    pub capture: Vec<(String, CaptureFrom)>,
 }
 
-/// One request, fully resolved.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// Request method.
-    pub method: Method,
-    /// Full URL (target base + path).
-    pub url: Url,
-    /// Request headers.
-    pub headers: HeaderMap,
-    /// Request body.
-    pub body: Option<Bytes>,
-    /// Whole-exchange timeout.
-    pub timeout: Duration,
-    /// The most body bytes read.
-    pub max_body_bytes: u64,
-}
+/// What one exchange came to: the response was judged (the failures, none when it passed), or
+/// it could not be sent at all.
+pub(crate) type Exchanged = Result<Vec<Mismatch>, String>;
 
-/// What came back, read within the limits.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Response headers.
-    pub headers: HeaderMap,
-    /// The body (complete unless `truncated`).
-    pub body: Bytes,
-    /// The body was larger than the limit and reading stopped.
-    pub truncated: bool,
-    /// First byte sent to last byte read.
-    pub latency: Duration,
-}
-
-impl HttpCheck {
-    /// Send the request once and judge the response.
-    pub async fn run(&self, targets: &Targets) -> Outcome {
-        let Some(target) = targets.get(&self.target) else {
-            // Validation rejects this at load; kept as an error, not a panic, in case it ever slips.
-            return Outcome::error(format!("target {:?} has no client", self.target));
-        };
-        match send(&target.client, &self.request, &self.target).await {
-            Ok(response) => judge(&self.expect, &response, self.request.max_body_bytes),
-            Err(err) => err.into_outcome(),
-        }
-    }
-}
-
-/// Why no response could be judged.
-#[derive(Debug, Clone)]
-pub enum SendError {
-    /// Nothing complete arrived within the timeout (hang, stall, slowness).
-    Timeout(Duration),
-    /// Could not connect, TLS refused, the stream broke: the check could not run.
-    Other(String),
-}
-
-impl SendError {
-    /// As an outcome: a timeout is the target failing; anything else is an error.
-    pub fn into_outcome(self) -> Outcome {
-        match self {
-            SendError::Timeout(timeout) => {
+impl Exchange {
+    /// Render with `vars`, send, capture into `vars`, judge. A timeout is the target failing
+    /// (a mismatch); a request that cannot be built or sent is an error.
+    pub(crate) async fn run(&self, vars: &mut Vars) -> Exchanged {
+        let request = self
+            .request
+            .render(vars)
+            .map_err(|problem| format!("cannot build the request: {problem}"))?;
+        let expect = render_expect(&self.expect, vars)
+            .map_err(|problem| format!("cannot render the expectations: {problem}"))?;
+        let target = &self.request.target;
+        let response = match send(&target.client, &request, &target.name).await {
+            Ok(response) => response,
+            Err(SendError::Timeout(timeout)) => {
                 let (expected, actual) = SendError::timeout_texts(timeout);
-                Outcome::mismatch("response", expected, actual)
+                return Ok(vec![Mismatch::new("response", expected, actual)]);
             }
-            SendError::Other(message) => Outcome::error(message),
+            Err(SendError::Other(message)) => return Err(message),
+        };
+        // Captures first, and from every response: cleanup needs the id of a payment even
+        // when this step's expectations failed.
+        let mut failures = self.take_captures(&response, vars);
+        if let Outcome::Failed { failures: more } =
+            judge(&expect, &response, self.request.max_body_bytes)
+        {
+            failures.extend(more);
         }
+        Ok(failures)
     }
 
-    /// `(expected, actual)` for a timeout.
-    pub fn timeout_texts(timeout: Duration) -> (String, String) {
-        let shown = humantime::format_duration(timeout);
-        (
-            format!("a complete response within {shown}"),
-            format!("none after {shown} (the target hung or was too slow)"),
-        )
+    fn take_captures(&self, response: &Response, vars: &mut Vars) -> Vec<Mismatch> {
+        if self.capture.is_empty() {
+            return Vec::new();
+        }
+        let document: Option<Value> = serde_json::from_slice(&response.body).ok();
+        let mut failures = Vec::new();
+        for (variable, source) in &self.capture {
+            let found = match source {
+                CaptureFrom::Pointer(pointer) => document
+                    .as_ref()
+                    .and_then(|doc| doc.pointer(&pointer.0))
+                    .filter(|value| !value.is_null())
+                    .map(|value| match value {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    }),
+                CaptureFrom::Header(name) => response
+                    .headers
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned),
+            };
+            match found {
+                Some(value) => vars.capture(variable, value),
+                None => failures.push(Mismatch::new(
+                    format!("capture {variable}"),
+                    match source {
+                        CaptureFrom::Pointer(pointer) => format!("a value at {pointer}"),
+                        CaptureFrom::Header(name) => format!("a {name} header"),
+                    },
+                    "absent",
+                )),
+            }
+        }
+        failures
     }
 }
 
-/// Send one request and read its response within the limits.
-pub async fn send(
-    client: &reqwest::Client,
-    request: &Request,
-    target: &str,
-) -> Result<Response, SendError> {
-    let mut builder = client
-        .request(request.method.clone(), request.url.clone())
-        .headers(request.headers.clone())
-        .timeout(request.timeout);
-    if let Some(body) = &request.body {
-        builder = builder.body(body.clone());
+/// As an outcome of a check of its own.
+pub(crate) fn outcome(exchanged: Exchanged) -> Outcome {
+    match exchanged {
+        Ok(failures) if failures.is_empty() => Outcome::Passed,
+        Ok(failures) => Outcome::Failed { failures },
+        Err(error) => Outcome::error(error),
     }
-    let classify = |err: reqwest::Error| classify(err, request, target);
-    let started = Instant::now();
-    // The request's timeout covers connect, headers and the whole body (reqwest applies it to
-    // the body stream too), so a hang, a stall mid-body or a slow drip all end as a timeout.
-    let exchange = async {
-        let mut response = builder.send().await.map_err(classify)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let limit = usize::try_from(request.max_body_bytes).unwrap_or(usize::MAX);
-        let mut body = BytesMut::new();
-        let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            if body.len() + chunk.len() > limit {
-                // Stop reading: dropping the response closes the connection, so a 500 MB
-                // body costs at most `limit` bytes of memory.
-                let room = limit - body.len();
-                body.extend_from_slice(&chunk[..room]);
-                truncated = true;
-                break;
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Response {
-            status,
-            headers,
-            body: body.freeze(),
-            truncated,
-            latency: started.elapsed(),
-        })
-    };
-    exchange.await
 }
 
-fn classify(err: reqwest::Error, request: &Request, target: &str) -> SendError {
-    if err.is_timeout() {
-        return SendError::Timeout(request.timeout);
+/// Render the templated values of expectations (expected JSON strings, `body_contains`).
+fn render_expect(expect: &Expect, vars: &Vars) -> Result<Expect, String> {
+    let mut expect = expect.clone();
+    for value in expect.json.values_mut() {
+        *value = vars.render_json(value)?;
     }
-    let what = if err.is_connect() {
-        "could not connect"
-    } else if err.is_body() || err.is_decode() {
-        "could not read the response"
-    } else {
-        "request failed"
-    };
-    // reqwest puts the URL in its own message; ours names the target instead.
-    let err = err.without_url();
-    SendError::Other(format!(
-        "{} {}: {what} (target {target}): {}",
-        request.method,
-        request.url,
-        chain(&err)
-    ))
+    if let Some(needles) = &expect.body_contains {
+        expect.body_contains = Some(OneOrMany::Many(
+            needles
+                .iter()
+                .map(|needle| vars.render(needle))
+                .collect::<Result<_, _>>()?,
+        ));
+    }
+    Ok(expect)
 }
 
 /// Judge a response against the expectations. Pure, so every rule is unit-tested.
-pub fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -> Outcome {
+pub(crate) fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -> Outcome {
     let mut failures = Vec::new();
 
     match &expect.status {
@@ -200,22 +150,22 @@ pub fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -> Outco
         None => {}
     }
 
-    for (name, wanted) in &expect.headers {
+    for (name, wanted) in expect.headers.iter() {
         let actual = response
             .headers
-            .get_all(name.as_str())
+            .get_all(name)
             .iter()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect::<Vec<_>>();
         if !actual.iter().any(|value| header_matches(wanted, value)) {
             let shown = if actual.is_empty() {
                 "no such header".to_owned()
-            } else if is_sensitive_header(name) {
+            } else if is_sensitive_header(name.as_str()) {
                 crate::redact::MASK.to_owned()
             } else {
                 format!("{:?}", actual.join(", "))
             };
-            let wanted = if is_sensitive_header(name) {
+            let wanted = if is_sensitive_header(name.as_str()) {
                 crate::redact::MASK.to_owned()
             } else {
                 format!("{wanted:?}")
@@ -233,8 +183,8 @@ pub fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -> Outco
     } else {
         let text = String::from_utf8_lossy(&response.body);
         if let Some(needles) = &expect.body_contains {
-            for needle in needles.to_vec() {
-                if !text.contains(&needle) {
+            for needle in needles.iter() {
+                if !text.contains(needle.as_str()) {
                     failures.push(Mismatch::new(
                         "body",
                         format!("to contain {needle:?}"),
@@ -247,7 +197,7 @@ pub fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -> Outco
             match serde_json::from_slice::<Value>(&response.body) {
                 Ok(document) => {
                     for (pointer, wanted) in &expect.json {
-                        match document.pointer(pointer) {
+                        match document.pointer(&pointer.0) {
                             Some(actual) if json_equal(wanted, actual) => {}
                             Some(actual) => failures.push(Mismatch::new(
                                 format!("json {pointer}"),
@@ -345,8 +295,11 @@ fn with_snippet(status: String, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Dur, OneOrMany, StatusSpec};
+    use crate::config::{Dur, Headers, OneOrMany, Pointer, StatusSpec};
+    use bytes::Bytes;
+    use http::HeaderMap;
     use serde_json::json;
+    use std::time::Duration;
 
     fn response(status: u16, content_type: &str, body: &str, latency_ms: u64) -> Response {
         let mut headers = HeaderMap::new();
@@ -363,9 +316,12 @@ mod tests {
     fn full_expect() -> Expect {
         Expect {
             status: Some(StatusSpec::One(200)),
-            headers: [("content-type".to_owned(), "application/json".to_owned())].into(),
+            headers: Headers(vec![(
+                http::header::CONTENT_TYPE,
+                "application/json".to_owned(),
+            )]),
             body_contains: Some(OneOrMany::One("ok".to_owned())),
-            json: [("/status".to_owned(), json!("ok"))].into(),
+            json: [(Pointer("/status".to_owned()), json!("ok"))].into(),
             max_latency: Some(Dur(Duration::from_millis(500))),
         }
     }
@@ -405,8 +361,8 @@ mod tests {
     fn json_values_compare_by_value() {
         let expect = Expect {
             json: [
-                ("/amount".to_owned(), json!(1200)),
-                ("/missing".to_owned(), json!(1)),
+                (Pointer("/amount".to_owned()), json!(1200)),
+                (Pointer("/missing".to_owned()), json!(1)),
             ]
             .into(),
             ..Expect::default()
@@ -448,7 +404,10 @@ mod tests {
     #[test]
     fn sensitive_headers_are_never_quoted() {
         let expect = Expect {
-            headers: [("set-cookie".to_owned(), "session=expected".to_owned())].into(),
+            headers: Headers(vec![(
+                http::header::SET_COOKIE,
+                "session=expected".to_owned(),
+            )]),
             ..Expect::default()
         };
         let mut r = response(200, "x", "", 1);

@@ -1,19 +1,18 @@
 //! The check kinds. Each runs against a target and returns an [`Outcome`]; retries live here
 //! because they are the same for every kind.
 
-pub mod http;
-pub mod probe;
-pub mod scenario;
+pub(crate) mod http;
+pub(crate) mod probe;
+pub(crate) mod request;
+pub(crate) mod scenario;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::Targets;
 use crate::outcome::Ran;
-use crate::stage::Stage;
+use crate::template::Vars;
 
 /// Told how a long check (a probe) is getting on, for a progress display.
 pub trait Progress: Send + Sync {
@@ -25,36 +24,27 @@ pub trait Progress: Send + Sync {
     fn finished(&self, check: &str);
 }
 
-/// What every check of one run shares: who is running, and the resolved secrets.
+/// What every check of one run shares: its variables (run id, deployment id, stage, secrets)
+/// and where probes report progress.
 #[derive(Clone)]
-pub struct RunContext {
-    /// Stable per hook execution; idempotency keys derive from it.
-    pub run_id: String,
-    /// The deployment (`local` outside a hook).
-    pub deployment_id: String,
-    /// The stage being run.
-    pub stage: Stage,
-    /// Secret values by name.
-    pub secrets: Arc<BTreeMap<String, String>>,
+pub(crate) struct RunContext {
+    /// The variables every template of this run can use.
+    pub vars: Vars,
     /// Where probes report progress (the CLI on a terminal); `None` in Lambda.
     pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl std::fmt::Debug for RunContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the secrets.
         f.debug_struct("RunContext")
-            .field("run_id", &self.run_id)
-            .field("deployment_id", &self.deployment_id)
-            .field("stage", &self.stage)
-            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("vars", &self.vars)
             .finish_non_exhaustive()
     }
 }
 
 /// A check ready to run: config resolved against defaults and targets.
 #[derive(Debug, Clone)]
-pub struct PlannedCheck {
+pub(crate) struct PlannedCheck {
     /// From config.
     pub name: String,
     /// Whether a failure fails the stage.
@@ -69,9 +59,9 @@ pub struct PlannedCheck {
 
 /// The kinds of check.
 #[derive(Debug, Clone)]
-pub enum CheckKind {
-    /// One HTTP request (boxed: a resolved request is far larger than a scenario's two lists).
-    Http(Box<http::HttpCheck>),
+pub(crate) enum CheckKind {
+    /// One HTTP request (boxed: a planned request is far larger than a scenario's two lists).
+    Http(Box<http::Exchange>),
     /// Ordered steps with captures and cleanup.
     Scenario(scenario::ScenarioCheck),
     /// Many requests, a latency histogram, optionally against a baseline.
@@ -80,7 +70,7 @@ pub enum CheckKind {
 
 impl CheckKind {
     /// `http`, …
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             CheckKind::Http(_) => "http",
             CheckKind::Scenario(_) => "scenario",
@@ -91,40 +81,21 @@ impl CheckKind {
     /// The longest one attempt may take.
     fn attempt_timeout(&self) -> Duration {
         match self {
-            CheckKind::Http(check) => check.request.timeout,
+            CheckKind::Http(exchange) => exchange.request.timeout,
             CheckKind::Scenario(check) => check.worst_case(),
-            CheckKind::Probe(check) => check.timeout,
+            CheckKind::Probe(check) => check.request.timeout,
         }
     }
 
-    async fn run_once(&self, targets: &Targets, ctx: &RunContext, deadline: Instant) -> Ran {
+    async fn run_once(&self, ctx: &RunContext, deadline: Instant) -> Ran {
         match self {
-            CheckKind::Http(check) => check.run(targets).await.into(),
-            CheckKind::Scenario(check) => check.run(targets, ctx, deadline).await.into(),
-            CheckKind::Probe(check) => check.run(targets, ctx, deadline).await,
+            CheckKind::Http(exchange) => {
+                http::outcome(exchange.run(&mut ctx.vars.clone()).await).into()
+            }
+            CheckKind::Scenario(check) => check.run(ctx, deadline).await.into(),
+            CheckKind::Probe(check) => check.run(ctx, deadline).await,
         }
     }
-}
-
-/// Render the templated values of expectations (expected JSON strings, `body_contains`).
-pub(crate) fn render_expect(
-    expect: &crate::config::Expect,
-    vars: &crate::template::Vars,
-) -> Result<crate::config::Expect, String> {
-    let mut expect = expect.clone();
-    for value in expect.json.values_mut() {
-        *value = vars.render_json(value)?;
-    }
-    if let Some(needles) = &expect.body_contains {
-        expect.body_contains = Some(crate::config::OneOrMany::Many(
-            needles
-                .to_vec()
-                .iter()
-                .map(|needle| vars.render(needle))
-                .collect::<Result<_, _>>()?,
-        ));
-    }
-    Ok(expect)
 }
 
 /// The longest wait between two attempts, however many there are.
@@ -133,16 +104,11 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 impl PlannedCheck {
     /// Run, retrying a failure while attempts and time remain. Returns the last outcome and how
     /// many attempts were made. A retry is only started if it can finish before `deadline`.
-    pub async fn run(
-        &self,
-        targets: Arc<Targets>,
-        ctx: Arc<RunContext>,
-        deadline: Instant,
-    ) -> (Ran, u32) {
+    pub(crate) async fn run(&self, ctx: Arc<RunContext>, deadline: Instant) -> (Ran, u32) {
         let mut attempt = 1;
         let mut delay = self.retry_delay;
         loop {
-            let ran = self.kind.run_once(&targets, &ctx, deadline).await;
+            let ran = self.kind.run_once(&ctx, deadline).await;
             if ran.outcome.is_passed() || attempt > self.retries {
                 return (ran, attempt);
             }

@@ -18,8 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::check::RunContext;
-use crate::check::http::Request;
-use crate::client::Targets;
+use crate::check::request::RequestTemplate;
 use crate::conn::{Conn, Dialer};
 use crate::outcome::{JudgeStats, LatencyStats, Mismatch, Outcome, ProbeStats, Ran};
 
@@ -34,17 +33,13 @@ const MAX_TRACKED_MICROS: u64 = 3_600_000_000;
 
 /// A planned probe.
 #[derive(Debug, Clone)]
-pub struct ProbeCheck {
+pub(crate) struct ProbeCheck {
     /// Check name, for progress.
     pub name: String,
-    /// The probed target.
-    pub target: String,
     /// The request to the probed target.
-    pub request: Request,
-    /// The baseline target and its request (same method, path, headers, body).
-    pub baseline: Option<(String, Request)>,
-    /// Per-request timeout.
-    pub timeout: Duration,
+    pub request: RequestTemplate,
+    /// The same request to the baseline target.
+    pub baseline: Option<RequestTemplate>,
     /// Requests per side.
     pub requests: u64,
     /// In flight at once.
@@ -69,7 +64,7 @@ pub struct ProbeCheck {
 
 /// Mann-Whitney U judgment settings.
 #[derive(Debug, Clone, Copy)]
-pub struct Judge {
+pub(crate) struct Judge {
     /// e.g. 0.98: fail only when p < 0.02.
     pub confidence: f64,
     /// Fail only when the target median ≥ (1 + tolerance) × the baseline median.
@@ -142,7 +137,7 @@ impl ProbeCheck {
     }
 
     /// Send every request (or as many as fit before `deadline`) and judge them.
-    pub async fn run(&self, targets: &Targets, ctx: &RunContext, deadline: Instant) -> Ran {
+    pub(crate) async fn run(&self, ctx: &RunContext, deadline: Instant) -> Ran {
         let sides_count: u64 = if self.baseline.is_some() { 2 } else { 1 };
         let total = self.requests * sides_count;
         let stride = if self.judge.is_some() {
@@ -150,14 +145,18 @@ impl ProbeCheck {
         } else {
             0
         };
-        let mut plans = vec![(self.target.clone(), self.request.clone())];
-        plans.extend(self.baseline.clone());
+        let plans: Vec<&RequestTemplate> = std::iter::once(&self.request)
+            .chain(&self.baseline)
+            .collect();
         let mut dialers = Vec::new();
-        for (name, request) in &plans {
-            let Some(target) = targets.get(name) else {
-                return Outcome::error(format!("target {name:?} has no client")).into();
+        for template in &plans {
+            let request = match template.render(&ctx.vars) {
+                Ok(request) => request,
+                Err(problem) => {
+                    return Outcome::error(format!("cannot build the request: {problem}")).into();
+                }
             };
-            match Dialer::new(target, request) {
+            match Dialer::new(&template.target, &request) {
                 Ok(dialer) => dialers.push((dialer, request.timeout)),
                 Err(why) => return Outcome::error(why).into(),
             }
@@ -370,8 +369,10 @@ impl ProbeCheck {
                                     1.0 + judge.tolerance
                                 ),
                                 format!(
-                                    "slower: p = {:.2e}, median ratio {:.2}, U = {:.0}",
-                                    judgment.p_value, judgment.effect, judgment.u
+                                    "slower: p {}, median ratio {:.2}, U = {:.0}",
+                                    crate::outcome::format_p(judgment.p_value),
+                                    judgment.effect,
+                                    judgment.u
                                 ),
                             ));
                         }
@@ -381,7 +382,7 @@ impl ProbeCheck {
                         "judge mann-whitney",
                         format!(
                             "at least {} answered requests per side",
-                            crate::config::MIN_JUDGE_SAMPLES
+                            crate::config::checks::MIN_JUDGE_SAMPLES
                         ),
                         why,
                     )),
@@ -408,7 +409,7 @@ struct Shared {
 
 /// One-sided Mann-Whitney U: is `target` stochastically greater (slower) than `baseline`?
 pub fn mann_whitney(target: &[f64], baseline: &[f64]) -> Result<JudgeStats, String> {
-    let minimum = usize::try_from(crate::config::MIN_JUDGE_SAMPLES).unwrap_or(50);
+    let minimum = usize::try_from(crate::config::checks::MIN_JUDGE_SAMPLES).unwrap_or(50);
     if target.len() < minimum || baseline.len() < minimum {
         return Err(format!(
             "{} and {} (errors leave too few samples)",

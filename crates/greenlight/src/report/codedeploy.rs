@@ -58,32 +58,21 @@ impl CodeDeploySink {
         CodeDeploySink { client }
     }
 
-    /// A client from an already loaded SDK config, its total time (retries included) bounded
-    /// by `reserve`.
+    /// A client from an already loaded SDK config with the status call's policy: throttling
+    /// and 5xx are retried by the SDK's standard strategy with backoff, and the whole call,
+    /// retries included, ends within `reserve`.
     pub fn from_sdk(sdk: &aws_config::SdkConfig, reserve: Duration) -> Self {
         let config = aws_sdk_codedeploy::config::Builder::from(sdk)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(REPORT_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(2)),
+            )
             .timeout_config(report_timeouts(reserve))
             .build();
         CodeDeploySink::new(aws_sdk_codedeploy::Client::from_conf(config))
     }
-}
-
-/// Apply the status call's retry and timeout policy to an SDK config loader: throttling and 5xx
-/// are retried by the SDK's standard strategy with backoff, and the whole call, retries
-/// included, ends within `reserve`.
-pub fn with_report_policy(
-    loader: aws_config::ConfigLoader,
-    reserve: Duration,
-) -> aws_config::ConfigLoader {
-    loader
-        .http_client(crate::sdk_http::ReqwestHttpClient::shared())
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(REPORT_ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(200))
-                .with_max_backoff(Duration::from_secs(2)),
-        )
-        .timeout_config(report_timeouts(reserve))
 }
 
 fn report_timeouts(reserve: Duration) -> TimeoutConfig {
@@ -100,11 +89,8 @@ impl StatusSink for CodeDeploySink {
         event: &CodeDeployEvent,
         verdict: Verdict,
     ) -> Result<Delivery, ReportError> {
-        let status = match verdict {
-            Verdict::Passed => LifecycleEventStatus::Succeeded,
-            Verdict::Failed => LifecycleEventStatus::Failed,
-        };
         let label = verdict.codedeploy_status();
+        let status = LifecycleEventStatus::from(label);
         let sent = self
             .client
             .put_lifecycle_event_hook_execution_status()

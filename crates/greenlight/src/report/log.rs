@@ -6,7 +6,7 @@
 use crate::report::StageReport;
 
 /// Emit one line per check and a summary line.
-pub fn emit(report: &StageReport) {
+pub(crate) fn emit(report: &StageReport) {
     for check in &report.checks {
         let duration_ms = u64::try_from(check.duration.as_millis()).unwrap_or(u64::MAX);
         if let Some(stats) = &check.stats {
@@ -59,7 +59,7 @@ pub fn emit(report: &StageReport) {
                     "check failed"
                 )
             }
-            crate::outcome::Outcome::Error { error } => tracing::warn!(
+            crate::outcome::Outcome::Error { error, .. } => tracing::warn!(
                 stage = %report.stage,
                 run_id = %report.run_id,
                 check = %check.name,
@@ -76,7 +76,11 @@ pub fn emit(report: &StageReport) {
     for warning in &report.warnings {
         tracing::warn!(stage = %report.stage, warning = %warning, "stage warning");
     }
-    let (passed, failed, errored) = report.counts();
+    let crate::report::Counts {
+        passed,
+        failed,
+        errored,
+    } = report.counts();
     let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
     let summary = report.summary();
     match report.verdict {

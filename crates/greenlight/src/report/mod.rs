@@ -1,15 +1,16 @@
-//! Telling the world: the stage report, its log lines, its text and JSON forms, and the
-//! CodeDeploy status call.
+//! Telling the world: the stage report, its log lines, its text and JSON forms, the CodeDeploy
+//! status call and the answer ECS reads.
 
 pub mod codedeploy;
-pub mod log;
+pub(crate) mod ecs;
+pub(crate) mod log;
 pub mod text;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::outcome::{CheckResult, millis};
+use crate::outcome::{CheckResult, Outcome, millis};
 use crate::stage::Stage;
 use crate::verdict::Verdict;
 
@@ -72,19 +73,21 @@ impl StageReport {
     }
 
     /// Counts of passed, failed and errored checks.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        self.checks
-            .iter()
-            .fold((0, 0, 0), |(p, f, e), check| match check.outcome.label() {
-                "passed" => (p + 1, f, e),
-                "failed" => (p, f + 1, e),
-                _ => (p, f, e + 1),
-            })
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for check in &self.checks {
+            match check.outcome {
+                Outcome::Passed => counts.passed += 1,
+                Outcome::Failed { .. } => counts.failed += 1,
+                Outcome::Error { .. } => counts.errored += 1,
+            }
+        }
+        counts
     }
 
     /// One line for a person: why the stage failed, or that it passed.
     pub fn summary(&self) -> String {
-        let (passed, failed, errored) = self.counts();
+        let counts = self.counts();
         let mut reasons: Vec<String> = self.errors.clone();
         reasons.extend(
             self.checks
@@ -95,15 +98,61 @@ impl StageReport {
                     format!("{}{optional}: {}", check.name, check.message)
                 }),
         );
-        let head = format!(
-            "{} {}: {passed} passed, {failed} failed, {errored} errors",
-            self.stage,
-            self.verdict.as_str()
-        );
+        let head = format!("{} {}: {counts}", self.stage, self.verdict.as_str());
         if reasons.is_empty() {
             head
         } else {
             format!("{head} — {}", reasons.join(" | "))
         }
+    }
+}
+
+/// How the checks of a stage ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Checks that passed.
+    pub passed: usize,
+    /// Checks whose expectations did not hold.
+    pub failed: usize,
+    /// Checks that could not run.
+    pub errored: usize,
+}
+
+impl std::fmt::Display for Counts {
+    /// `3 passed, 1 failed, 1 error`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let errors = if self.errored == 1 { "error" } else { "errors" };
+        write!(
+            f,
+            "{} passed, {} failed, {} {errors}",
+            self.passed, self.failed, self.errored
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_the_outcomes_and_read_as_english() {
+        let check = |outcome| CheckResult::new("c", "http", true, outcome, Duration::ZERO, 1);
+        let report = StageReport::new(
+            Stage::AfterAllowTraffic,
+            "gl-1".into(),
+            vec![
+                check(Outcome::Passed),
+                check(Outcome::mismatch("status", "200", "500")),
+                check(Outcome::error("refused")),
+            ],
+            Vec::new(),
+            Vec::new(),
+            Duration::ZERO,
+        );
+        let counts = report.counts();
+        assert_eq!((counts.passed, counts.failed, counts.errored), (1, 1, 1));
+        assert_eq!(counts.to_string(), "1 passed, 1 failed, 1 error");
+        let none = Counts::default();
+        assert_eq!(none.to_string(), "0 passed, 0 failed, 0 errors");
     }
 }

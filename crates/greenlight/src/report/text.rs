@@ -51,8 +51,12 @@ pub fn render(report: &StageReport) -> String {
             if let Some(j) = &stats.judgment {
                 let _ = writeln!(
                     out,
-                    "           mann-whitney: U = {:.0}, p = {:.3e}, median ratio {:.2} ({} vs {} samples)",
-                    j.u, j.p_value, j.effect, j.samples.0, j.samples.1
+                    "           mann-whitney: U = {:.0}, p {}, median ratio {:.2} ({} vs {} samples)",
+                    j.u,
+                    crate::outcome::format_p(j.p_value),
+                    j.effect,
+                    j.samples.0,
+                    j.samples.1
                 );
             }
         }
@@ -67,16 +71,23 @@ pub fn render(report: &StageReport) -> String {
                     );
                 }
             }
-            Outcome::Error { error } => {
+            Outcome::Error { error, failures } => {
                 let _ = writeln!(out, "           {error}");
+                for m in failures {
+                    let _ = writeln!(
+                        out,
+                        "           {}: expected {}, got {}",
+                        m.what, m.expected, m.actual
+                    );
+                }
             }
         }
     }
-    let (passed, failed, errored) = report.counts();
     let _ = writeln!(
         out,
-        "{}: {passed} passed, {failed} failed, {errored} errors in {} ms",
+        "{}: {} in {} ms",
         report.verdict.as_str().to_uppercase(),
+        report.counts(),
         report.duration.as_millis()
     );
     out

@@ -1,0 +1,295 @@
+//! Where the config and the secrets come from: `GREENLIGHT_CONFIG` (inline, `file:`, `ssm:`,
+//! `s3://`) and each secret's source (environment, Secrets Manager, SSM SecureString).
+//!
+//! This is I/O, done once per cold start; the config schema itself ([`crate::config`]) reads
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use sha2::Digest as _;
+
+use crate::aws::{Aws, AwsReadError};
+use crate::config::Config;
+use crate::error::ConfigError;
+
+/// The environment variable that holds the config (the document itself, or `file:PATH`).
+pub const CONFIG_ENV: &str = "GREENLIGHT_CONFIG";
+
+/// The largest config document read from S3.
+const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// Where the config came from, for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The document was in `GREENLIGHT_CONFIG` itself.
+    Inline,
+    /// `file:PATH`.
+    File(PathBuf),
+    /// `ssm:NAME` (Parameter Store).
+    Ssm(String),
+    /// `s3://BUCKET/KEY`.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The object key.
+        key: String,
+    },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Inline => f.write_str("inline"),
+            Source::File(path) => write!(f, "file:{}", path.display()),
+            Source::Ssm(name) => write!(f, "ssm:{name}"),
+            Source::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+        }
+    }
+}
+
+/// A config with where it came from and which version it was.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The config.
+    pub config: Config,
+    /// Where it came from.
+    pub source: Source,
+    /// The SSM parameter version, the S3 version id or ETag, or a content hash.
+    pub version: String,
+}
+
+impl Source {
+    /// Read a `GREENLIGHT_CONFIG` value: `ssm:NAME`, `s3://BUCKET/KEY`, `file:PATH`, or the
+    /// document itself.
+    pub fn parse(setting: &str) -> Result<Source, ConfigError> {
+        let trimmed = setting.trim();
+        if let Some(name) = trimmed.strip_prefix("ssm:") {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(ConfigError::invalid(
+                    CONFIG_ENV,
+                    setting,
+                    "no parameter name after ssm:",
+                    "write ssm:/greenlight/payments",
+                ));
+            }
+            return Ok(Source::Ssm(name.to_owned()));
+        }
+        if let Some(rest) = trimmed.strip_prefix("s3://") {
+            return match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Source::S3 {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                }),
+                _ => Err(ConfigError::invalid(
+                    CONFIG_ENV,
+                    setting,
+                    "not an S3 location",
+                    "write s3://BUCKET/KEY, e.g. s3://payments-config/greenlight.yaml",
+                )),
+            };
+        }
+        if let Some(path) = trimmed.strip_prefix("file:") {
+            return Ok(Source::File(PathBuf::from(path.trim())));
+        }
+        Ok(Source::Inline)
+    }
+}
+
+/// Load `GREENLIGHT_CONFIG` from wherever it points, once per cold start.
+pub async fn load_env(aws: &Aws) -> Result<Loaded, ConfigError> {
+    match std::env::var(CONFIG_ENV) {
+        Ok(value) if !value.trim().is_empty() => load(&value, aws).await,
+        _ => Err(ConfigError::Missing),
+    }
+}
+
+/// Load a config from a `GREENLIGHT_CONFIG` value.
+pub async fn load(setting: &str, aws: &Aws) -> Result<Loaded, ConfigError> {
+    let source = Source::parse(setting)?;
+    let inline = matches!(source, Source::Inline).then_some(setting);
+    read(source, inline, aws).await
+}
+
+/// Load a config file (the CLI's `--config`).
+pub async fn load_file(path: PathBuf, aws: &Aws) -> Result<Loaded, ConfigError> {
+    read(Source::File(path), None, aws).await
+}
+
+/// Read the document from its source, parse and validate it.
+async fn read(source: Source, inline: Option<&str>, aws: &Aws) -> Result<Loaded, ConfigError> {
+    let from_aws =
+        |err: AwsReadError| ConfigError::invalid(CONFIG_ENV, &source, err.problem, err.fix);
+    let (text, version) = match &source {
+        Source::Inline => (inline.unwrap_or_default().to_owned(), None),
+        Source::File(path) => (
+            std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+                path: path.clone(),
+                source: err,
+            })?,
+            None,
+        ),
+        Source::Ssm(name) => {
+            let (value, _, version) = aws.ssm_parameter(name).await.map_err(from_aws)?;
+            (value, Some(format!("ssm version {version}")))
+        }
+        Source::S3 { bucket, key } => {
+            let (bytes, version) = aws
+                .s3_object(bucket, key, MAX_CONFIG_BYTES)
+                .await
+                .map_err(from_aws)?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                ConfigError::invalid(
+                    CONFIG_ENV,
+                    &source,
+                    "the object is not UTF-8 text",
+                    "upload the YAML or JSON config itself",
+                )
+            })?;
+            (text, Some(format!("s3 {version}")))
+        }
+    };
+    let version = version.unwrap_or_else(|| {
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        format!("sha256 {hex}")
+    });
+    Ok(Loaded {
+        config: Config::parse(&text)?,
+        source,
+        version,
+    })
+}
+
+/// Resolve every secret of the config: environment, Secrets Manager, SSM SecureString. A
+/// missing or empty one is a config error, so the stage fails closed instead of sending an
+/// empty API key.
+pub async fn secrets(config: &Config, aws: &Aws) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut secrets = BTreeMap::new();
+    for (name, from) in &config.secrets {
+        let value = match (&from.env, &from.secretsmanager, &from.ssm) {
+            (Some(variable), _, _) => env_secret(name, variable)?,
+            (_, Some(id), _) => aws.secret_string(id).await.map_err(|err| {
+                ConfigError::invalid(
+                    format!("secrets.{name}.secretsmanager"),
+                    id,
+                    err.problem,
+                    err.fix,
+                )
+            })?,
+            (_, _, Some(parameter)) => {
+                let (value, kind, _) = aws.ssm_parameter(parameter).await.map_err(|err| {
+                    ConfigError::invalid(
+                        format!("secrets.{name}.ssm"),
+                        parameter,
+                        err.problem,
+                        err.fix,
+                    )
+                })?;
+                if kind != "SecureString" {
+                    return Err(ConfigError::invalid(
+                        format!("secrets.{name}.ssm"),
+                        parameter,
+                        format!("the parameter is a {kind}, not a SecureString"),
+                        "store secrets as SecureString parameters (encrypted at rest)",
+                    ));
+                }
+                value
+            }
+            // Validation guarantees exactly one source.
+            (None, None, None) => {
+                return Err(ConfigError::invalid(
+                    format!("secrets.{name}"),
+                    "(source)",
+                    "no source",
+                    "write { env: VARIABLE }, { secretsmanager: ID } or { ssm: NAME }",
+                ));
+            }
+        };
+        if value.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                format!("secrets.{name}"),
+                "(empty)",
+                "the secret's value is empty",
+                "store the value, or point at the right source",
+            ));
+        }
+        secrets.insert(name.clone(), value);
+    }
+    Ok(secrets)
+}
+
+/// Resolve secrets that all come from the environment (tests; callers without AWS access). A
+/// secret read from AWS is an error here: use [`secrets`].
+pub(crate) fn env_secrets(config: &Config) -> Result<BTreeMap<String, String>, ConfigError> {
+    config
+        .secrets
+        .iter()
+        .map(|(name, from)| match &from.env {
+            Some(variable) => env_secret(name, variable).map(|value| (name.clone(), value)),
+            None => Err(ConfigError::invalid(
+                format!("secrets.{name}"),
+                "(AWS source)",
+                "this secret is read from AWS, which this caller does not load",
+                "load the suite with Suite::load",
+            )),
+        })
+        .collect()
+}
+
+/// A secret from an environment variable.
+fn env_secret(name: &str, variable: &str) -> Result<String, ConfigError> {
+    match std::env::var(variable) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::invalid(
+            format!("secrets.{name}.env"),
+            variable,
+            "the environment variable is not set (or is empty)",
+            format!("set {variable} on the function (or in the shell that runs greenlight)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn settings_select_the_source() {
+        let aws = crate::aws::Aws::new();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "targets: { t: { url: http://a } }").unwrap();
+        let loaded = load(&format!("file:{}", path.display()), &aws)
+            .await
+            .unwrap();
+        assert_eq!(loaded.source, Source::File(path.clone()));
+        assert!(loaded.version.starts_with("sha256 "), "{}", loaded.version);
+        let loaded = load("targets: { t: { url: http://a } }", &aws)
+            .await
+            .unwrap();
+        assert_eq!(loaded.source, Source::Inline);
+        let e = load("file:/nonexistent/greenlight.yaml", &aws)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/greenlight.yaml"), "{e}");
+        assert_eq!(
+            Source::parse("ssm:/greenlight/payments").unwrap(),
+            Source::Ssm("/greenlight/payments".into())
+        );
+        assert_eq!(
+            Source::parse("s3://cfg/env/greenlight.yaml").unwrap(),
+            Source::S3 {
+                bucket: "cfg".into(),
+                key: "env/greenlight.yaml".into()
+            }
+        );
+        for bad in ["ssm:", "s3://bucket-only", "s3:///key"] {
+            let e = Source::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("GREENLIGHT_CONFIG"), "{bad}: {e}");
+        }
+    }
+}
