@@ -172,3 +172,26 @@ async fn validate_accepts_a_good_config_without_sending_anything() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
     assert!(target.seen().is_empty());
 }
+
+#[tokio::test]
+async fn validate_is_offline_and_needs_no_secret() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let text = format!(
+        "secrets: {{ api_key: {{ env: GREENLIGHT_TEST_UNSET_SECRET }} }}\n{}",
+        suite(&target.url()).replace(
+            "path: /health, expect",
+            "path: /health, headers: { Authorization: \"Bearer {{secrets.api_key}}\" }, expect"
+        )
+    );
+    assert!(text.contains("secrets.api_key"), "{text}");
+    let file = config_file(&text);
+    let path = file.path().to_str().unwrap();
+    let out = greenlight(&["validate", "-c", path], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(target.seen().is_empty());
+    // Running the checks does need it, and says which variable to set.
+    let out = greenlight(&["check", "-c", path, "-s", "AfterAllowTestTraffic"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GREENLIGHT_TEST_UNSET_SECRET"), "{stderr}");
+}

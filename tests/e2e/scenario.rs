@@ -32,7 +32,12 @@ async fn run(api: &Api, scenario: &str, budget: Duration) -> StageReport {
         api.paysim.url(),
         scenario
     );
-    let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    run_config(&text, budget).await
+}
+
+/// Run a whole config's AfterAllowTestTraffic stage.
+async fn run_config(text: &str, budget: Duration) -> StageReport {
+    let config = Config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let suite = Suite::new(config, Source::Inline).unwrap();
     suite
         .run_stage(
@@ -252,4 +257,69 @@ async fn headers_can_be_captured_and_used_later() {
         text.contains(r#"step use the header: body: expected to contain "application/json is not in the body""#),
         "{text}"
     );
+}
+
+/// A port with nothing listening: connections are refused at once.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+#[tokio::test]
+async fn a_request_that_cannot_be_sent_is_an_error_not_a_failure() {
+    let api = paysim().await;
+    let dead = closed_port_url();
+    let text = format!(
+        r#"targets: {{ test: {{ url: "{test}" }}, dead: {{ url: "{dead}" }} }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: refused
+        scenario:
+          target: dead
+          steps: [ {{ path: /health }} ]
+      - name: failed then refused
+        scenario:
+          target: test
+          steps:
+            - name: create
+              method: POST
+              path: /v1/payments
+              headers: {{ {auth}, Idempotency-Key: "{{{{run_id}}}}-e" }}
+              json: {{ amount: 700, currency: USD, card_token: tok_visa }}
+              expect: {{ status: 200 }}
+              capture: {{ payment_id: /id }}
+          cleanup:
+            - name: refund
+              target: dead
+              method: POST
+              path: /v1/payments/{{{{payment_id}}}}/refunds
+              headers: {{ {auth} }}
+"#,
+        test = api.paysim.url(),
+        auth = auth()
+    );
+    let report = run_config(&text, Duration::from_secs(30)).await;
+    assert_eq!(report.verdict, greenlight::Verdict::Failed);
+    // Nothing was judged: the only step could not be sent.
+    let Outcome::Error { error, failures } = &report.checks[0].outcome else {
+        panic!("{:?}", report.checks[0].outcome)
+    };
+    assert!(
+        error.contains("step 1") && error.contains("could not connect"),
+        "{error}"
+    );
+    assert!(failures.is_empty(), "{failures:?}");
+    // The step's mismatch is kept beside the cleanup that could not run (and left a payment).
+    let Outcome::Error { error, failures } = &report.checks[1].outcome else {
+        panic!("{:?}", report.checks[1].outcome)
+    };
+    assert!(
+        error.contains("cleanup refund") && error.contains("could not connect"),
+        "{error}"
+    );
+    assert_eq!(failures[0].what, "step create: status");
+    assert_eq!(failures[0].expected, "200");
+    assert!(failures[0].actual.starts_with("201"), "{failures:?}");
+    assert_eq!(report.counts().errored, 2);
 }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use greenlight::Progress;
 use greenlight::aws::Aws;
 use greenlight::budget::Budget;
-use greenlight::check::Progress;
 use greenlight::config::Config;
 use greenlight::event::run_id_from;
 use greenlight::report::text;

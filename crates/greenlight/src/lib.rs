@@ -9,7 +9,7 @@
 
 pub mod aws;
 pub mod budget;
-pub mod check;
+pub(crate) mod check;
 pub(crate) mod client;
 pub mod config;
 pub(crate) mod conn;
@@ -29,6 +29,7 @@ pub mod telemetry;
 pub(crate) mod template;
 pub mod verdict;
 
+pub use check::Progress;
 pub use config::Config;
 pub use stage::Stage;
 pub use suite::Suite;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::check::http::Exchange;
-use crate::check::probe::{Judge, ProbeCheck};
+use crate::check::probe::{Judge, Limits, ProbeCheck};
 use crate::check::request::RequestTemplate;
 use crate::check::scenario::{ScenarioCheck, Step};
 use crate::check::{CheckKind, PlannedCheck};
@@ -189,23 +189,25 @@ fn plan_probe(
         name: name.to_owned(),
         request,
         baseline,
-        requests: probe.requests,
         concurrency: probe.concurrency,
         ok_status: probe
             .status
             .as_ref()
             .map(StatusSpec::codes)
             .unwrap_or_default(),
-        max_p50: probe.max_p50.map(|d| d.0),
-        max_p95: probe.max_p95.map(|d| d.0),
-        max_p99: probe.max_p99.map(|d| d.0),
-        max_error_rate: probe.max_error_rate,
-        max_p95_regression: probe.max_p95_regression,
-        min_regression: probe.min_regression.map_or(DEFAULT_MIN_REGRESSION, |d| d.0),
-        judge: probe.judge.map(|_| Judge {
-            confidence: probe.confidence.unwrap_or(DEFAULT_CONFIDENCE),
-            tolerance: probe.tolerance.unwrap_or(DEFAULT_TOLERANCE),
-        }),
+        limits: Limits {
+            requests: probe.requests,
+            max_p50: probe.max_p50.map(|d| d.0),
+            max_p95: probe.max_p95.map(|d| d.0),
+            max_p99: probe.max_p99.map(|d| d.0),
+            max_error_rate: probe.max_error_rate,
+            max_p95_regression: probe.max_p95_regression,
+            min_regression: probe.min_regression.map_or(DEFAULT_MIN_REGRESSION, |d| d.0),
+            judge: probe.judge.map(|_| Judge {
+                confidence: probe.confidence.unwrap_or(DEFAULT_CONFIDENCE),
+                tolerance: probe.tolerance.unwrap_or(DEFAULT_TOLERANCE),
+            }),
+        },
     })
 }
 
@@ -341,9 +343,9 @@ stages:
         assert_eq!(probe.request.target.name, "test");
         assert_eq!(baseline.target.name, "prod");
         assert_eq!(baseline.path, "/x");
-        let judge = probe.judge.unwrap();
+        let judge = probe.limits.judge.unwrap();
         assert_eq!(judge.confidence, DEFAULT_CONFIDENCE);
         assert_eq!(judge.tolerance, DEFAULT_TOLERANCE);
-        assert_eq!(probe.min_regression, DEFAULT_MIN_REGRESSION);
+        assert_eq!(probe.limits.min_regression, DEFAULT_MIN_REGRESSION);
     }
 }

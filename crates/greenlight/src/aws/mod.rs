@@ -7,8 +7,8 @@
 //! operation apiece). Endpoints follow the standard `AWS_ENDPOINT_URL_<SERVICE>` variables (the
 //! tests point them at local fakes).
 
-pub mod call;
-pub mod endpoint;
+pub(crate) mod call;
+pub(crate) mod endpoint;
 
 use std::sync::OnceLock;
 

@@ -99,7 +99,7 @@ impl CheckKind {
 }
 
 /// The longest wait between two attempts, however many there are.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 impl PlannedCheck {
     /// Run, retrying a failure while attempts and time remain. Returns the last outcome and how

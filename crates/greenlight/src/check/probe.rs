@@ -23,7 +23,7 @@ use crate::conn::{Conn, Dialer};
 use crate::outcome::{JudgeStats, LatencyStats, Mismatch, Outcome, ProbeStats, Ran};
 
 /// The most latency samples kept per side for the Mann-Whitney test.
-pub const MAX_SAMPLES: u64 = 10_000;
+pub(crate) const MAX_SAMPLES: u64 = 10_000;
 
 /// Time kept back from the stage deadline to judge and report the figures.
 const FINISH_MARGIN: Duration = Duration::from_millis(250);
@@ -40,12 +40,19 @@ pub(crate) struct ProbeCheck {
     pub request: RequestTemplate,
     /// The same request to the baseline target.
     pub baseline: Option<RequestTemplate>,
-    /// Requests per side.
-    pub requests: u64,
     /// In flight at once.
     pub concurrency: usize,
     /// Statuses that count as success (any 2xx when empty).
     pub ok_status: Vec<u16>,
+    /// What the figures are judged against.
+    pub limits: Limits,
+}
+
+/// What a probe's figures must satisfy.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Limits {
+    /// Requests per side.
+    pub requests: u64,
     /// Percentile limits on the probed target.
     pub max_p50: Option<Duration>,
     /// 95th percentile limit.
@@ -139,9 +146,9 @@ impl ProbeCheck {
     /// Send every request (or as many as fit before `deadline`) and judge them.
     pub(crate) async fn run(&self, ctx: &RunContext, deadline: Instant) -> Ran {
         let sides_count: u64 = if self.baseline.is_some() { 2 } else { 1 };
-        let total = self.requests * sides_count;
-        let stride = if self.judge.is_some() {
-            self.requests.div_ceil(MAX_SAMPLES).max(1)
+        let total = self.limits.requests * sides_count;
+        let stride = if self.limits.judge.is_some() {
+            self.limits.requests.div_ceil(MAX_SAMPLES).max(1)
         } else {
             0
         };
@@ -281,9 +288,13 @@ impl ProbeCheck {
                 .collect(),
             Err(_) => return Outcome::error("probe workers outlived the probe").into(),
         };
-        self.judge_sides(&sides, elapsed)
+        self.limits.judge_sides(&sides, elapsed)
     }
+}
 
+impl Limits {
+    /// Judge what the sides recorded: the count, error rate, percentiles, regression against
+    /// the baseline and the judge. Pure, so every rule is unit-tested.
     fn judge_sides(&self, sides: &[Side], elapsed: Duration) -> Ran {
         let target = &sides[0];
         let baseline = sides.get(1);
@@ -493,5 +504,164 @@ mod tests {
         assert!((stats.max_ms - 100.0).abs() < 0.1, "{stats:?}");
         assert!((stats.rps - 50.5).abs() < 1e-9, "{stats:?}");
         assert!((stats.error_rate - 1.0 / 101.0).abs() < 1e-9, "{stats:?}");
+    }
+
+    /// A side that recorded `latencies_ms` answered requests (histogram and judge samples)
+    /// and `errors` failed ones.
+    fn side(latencies_ms: &[f64], errors: u64) -> Side {
+        let mut side = Side::new().unwrap();
+        for &ms in latencies_ms {
+            side.histogram.saturating_record((ms * 1000.0) as u64);
+            side.samples.push(ms);
+            side.done += 1;
+        }
+        if errors > 0 {
+            side.done += errors;
+            side.errors = errors;
+            side.first_error = Some("status 503".into());
+        }
+        side
+    }
+
+    /// 200 latencies spread evenly around `center` ms.
+    fn spread(center: f64) -> Vec<f64> {
+        (0..200)
+            .map(|i| center + f64::from(i % 20) * 0.05)
+            .collect()
+    }
+
+    fn whats(ran: &Ran) -> Vec<String> {
+        match &ran.outcome {
+            Outcome::Passed => Vec::new(),
+            Outcome::Failed { failures } => failures.iter().map(|m| m.what.clone()).collect(),
+            Outcome::Error { error, .. } => vec![error.clone()],
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            requests: 200,
+            min_regression: Duration::from_millis(2),
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn percentile_limits_fail_only_when_exceeded() {
+        let sides = [side(&spread(10.0), 0)];
+        let elapsed = Duration::from_secs(1);
+        let ok = Limits {
+            max_p50: Some(Duration::from_millis(20)),
+            max_p99: Some(Duration::from_millis(20)),
+            ..limits()
+        };
+        assert!(whats(&ok.judge_sides(&sides, elapsed)).is_empty());
+        let tight = Limits {
+            max_p95: Some(Duration::from_millis(5)),
+            ..limits()
+        };
+        let ran = tight.judge_sides(&sides, elapsed);
+        assert_eq!(whats(&ran), ["p95 latency"]);
+        let stats = ran.stats.unwrap();
+        assert!(stats.baseline.is_none() && stats.judgment.is_none());
+    }
+
+    #[test]
+    fn the_error_rate_names_the_first_error() {
+        let sides = [side(&spread(10.0), 4)];
+        let ran = Limits {
+            requests: 204,
+            max_error_rate: 0.01,
+            ..limits()
+        }
+        .judge_sides(&sides, Duration::from_secs(1));
+        let Outcome::Failed { failures } = &ran.outcome else {
+            panic!("{:?}", ran.outcome)
+        };
+        assert_eq!(failures[0].what, "error rate");
+        assert!(
+            failures[0].actual.contains("4 of 204; first: status 503"),
+            "{failures:?}"
+        );
+        // Within the allowed rate: passes.
+        let ran = Limits {
+            requests: 204,
+            max_error_rate: 0.05,
+            ..limits()
+        }
+        .judge_sides(&sides, Duration::from_secs(1));
+        assert!(whats(&ran).is_empty(), "{:?}", ran.outcome);
+    }
+
+    #[test]
+    fn fewer_requests_than_asked_fail_the_probe() {
+        let sides = [side(&spread(10.0)[..150], 0), side(&spread(10.0)[..150], 0)];
+        let ran = limits().judge_sides(&sides, Duration::from_secs(1));
+        let Outcome::Failed { failures } = &ran.outcome else {
+            panic!("{:?}", ran.outcome)
+        };
+        assert_eq!(failures[0].what, "requests");
+        assert_eq!(failures[0].expected, "400");
+        assert!(failures[0].actual.starts_with("300 before"), "{failures:?}");
+    }
+
+    #[test]
+    fn a_p95_regression_counts_only_above_the_noise_floor() {
+        let with = |regression: f64| Limits {
+            max_p95_regression: Some(regression),
+            ..limits()
+        };
+        let elapsed = Duration::from_secs(1);
+        // 1 ms slower is 10 % over a 10 ms baseline, but under the 2 ms floor: noise.
+        let sides = [side(&spread(11.0), 0), side(&spread(10.0), 0)];
+        let ran = with(0.05).judge_sides(&sides, elapsed);
+        assert!(whats(&ran).is_empty(), "{:?}", ran.outcome);
+        let ratio = ran.stats.unwrap().p95_ratio.unwrap();
+        assert!((ratio - 1.1).abs() < 0.01, "{ratio}");
+        // 5 ms slower: over both the fraction and the floor.
+        let sides = [side(&spread(15.0), 0), side(&spread(10.0), 0)];
+        assert_eq!(
+            whats(&with(0.25).judge_sides(&sides, elapsed)),
+            ["p95 against baseline"]
+        );
+        // Within the allowed fraction.
+        assert!(whats(&with(0.6).judge_sides(&sides, elapsed)).is_empty());
+    }
+
+    #[test]
+    fn the_judge_needs_both_significance_and_size() {
+        let judge = |tolerance: f64| Limits {
+            judge: Some(Judge {
+                confidence: 0.98,
+                tolerance,
+            }),
+            ..limits()
+        };
+        let elapsed = Duration::from_secs(1);
+        let same = [side(&spread(10.0), 0), side(&spread(10.0), 0)];
+        assert!(whats(&judge(0.1).judge_sides(&same, elapsed)).is_empty());
+        // 50 % slower: significant and over the tolerance.
+        let slow = [side(&spread(15.0), 0), side(&spread(10.0), 0)];
+        let ran = judge(0.1).judge_sides(&slow, elapsed);
+        assert_eq!(whats(&ran), ["judge mann-whitney"]);
+        let judgment = ran.stats.unwrap().judgment.unwrap();
+        assert!(
+            judgment.p_value < 0.02 && judgment.effect > 1.4,
+            "{judgment:?}"
+        );
+        // The same shift inside a 60 % tolerance: significant, but not large enough to fail.
+        assert!(whats(&judge(0.6).judge_sides(&slow, elapsed)).is_empty());
+        // Too few answered requests to judge: a failure that says so, not a silent pass.
+        let few = [side(&spread(10.0)[..20], 0), side(&spread(10.0)[..20], 0)];
+        let ran = Limits {
+            requests: 20,
+            ..judge(0.1)
+        }
+        .judge_sides(&few, elapsed);
+        let Outcome::Failed { failures } = &ran.outcome else {
+            panic!("{:?}", ran.outcome)
+        };
+        assert_eq!(failures[0].what, "judge mann-whitney");
+        assert!(failures[0].actual.contains("20 and 20"), "{failures:?}");
     }
 }

@@ -632,4 +632,81 @@ stages:
             .to_string();
         assert!(e.contains("AfterAllowTraffic"), "{e}");
     }
+
+    /// The README's reference tables state these defaults and limits; the values live beside
+    /// their specs. A change to either that leaves the other behind fails here.
+    #[test]
+    fn the_readme_reference_matches_the_defaults_and_limits() {
+        use checks::*;
+        let readme = include_str!("../../../../README.md");
+        let row = |field: &str| -> (String, String) {
+            let cell = format!("| `{field}` |");
+            let line = readme
+                .lines()
+                .find(|line| line.starts_with(&cell))
+                .unwrap_or_else(|| panic!("README has no reference row for `{field}`"));
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells[2].trim_matches('`').to_owned(), cells[3].to_owned())
+        };
+        let duration = |field: &str| {
+            humantime::parse_duration(&row(field).0)
+                .unwrap_or_else(|err| panic!("`{field}`: {err}"))
+        };
+        let number = |field: &str| row(field).0.parse::<f64>().unwrap();
+        let d = Defaults::default();
+        assert_eq!(duration("defaults.timeout"), d.timeout.0);
+        assert_eq!(number("defaults.retries"), f64::from(d.retries));
+        assert_eq!(duration("defaults.retry_delay"), d.retry_delay.0);
+        assert_eq!(duration("defaults.budget"), d.budget.0);
+        assert_eq!(duration("defaults.report_reserve"), d.report_reserve.0);
+        assert_eq!(number("defaults.max_body_bytes"), d.max_body_bytes as f64);
+        assert_eq!(number("defaults.concurrency"), d.concurrency as f64);
+        let retries = row("defaults.retries").1;
+        assert!(
+            retries.contains(&format!("at most {MAX_RETRIES}")),
+            "{retries}"
+        );
+        assert!(
+            retries.contains(&format!(
+                "capped at {} s",
+                crate::check::MAX_RETRY_DELAY.as_secs()
+            )),
+            "{retries}"
+        );
+
+        assert_eq!(number("concurrency"), DEFAULT_PROBE_CONCURRENCY as f64);
+        assert!(
+            row("concurrency")
+                .1
+                .contains(&format!("(1 to {MAX_PROBE_CONCURRENCY})"))
+        );
+        let thousands = |n: u64| {
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let requests = row("requests").1;
+        assert!(
+            requests.contains(&format!("1 to {}", thousands(MAX_PROBE_REQUESTS))),
+            "{requests}"
+        );
+        assert_eq!(duration("min_regression"), DEFAULT_MIN_REGRESSION);
+        assert_eq!(number("confidence"), DEFAULT_CONFIDENCE);
+        assert_eq!(number("tolerance"), DEFAULT_TOLERANCE);
+        let judge = row("judge: mann-whitney").1;
+        assert!(
+            judge.contains(&format!("needs ≥ {MIN_JUDGE_SAMPLES} requests")),
+            "{judge}"
+        );
+        assert!(readme.contains(&format!(
+            "at most {} latencies per side",
+            thousands(crate::check::probe::MAX_SAMPLES)
+        )));
+    }
 }
