@@ -164,11 +164,16 @@ async fn config_from_s3_and_a_secret_from_an_ssm_securestring() {
         "/payments/api-key".into(),
         ("SecureString".into(), "sk_test_FROMSSM".into(), 2),
     );
+    store.bucket_owner = Some("111122223333".into());
     let rig = Rig::start(store).await;
     // Lambda's credentials are temporary: the session token travels, signed, with each read.
+    // The template names the account that must own the config bucket.
     let hook = rig.hook_with(
         "s3://payments-config/greenlight.yaml",
-        &[("AWS_SESSION_TOKEN", "greenlight-session-token")],
+        &[
+            ("AWS_SESSION_TOKEN", "greenlight-session-token"),
+            ("GREENLIGHT_CONFIG_BUCKET_OWNER", "111122223333"),
+        ],
     );
     let invocation = hook.invoke(EVENT).await;
     assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
@@ -186,10 +191,15 @@ async fn config_from_s3_and_a_secret_from_an_ssm_securestring() {
     );
     let signatures = rig.aws.signatures();
     let s3_signed = &signatures[0].as_ref().unwrap().signed_headers;
+    assert_eq!(
+        rig.aws.store.lock().unwrap().expected_owners,
+        [Some("111122223333".to_owned())]
+    );
     for header in [
         "host",
         "x-amz-content-sha256",
         "x-amz-date",
+        "x-amz-expected-bucket-owner",
         "x-amz-security-token",
     ] {
         assert!(
@@ -344,4 +354,32 @@ async fn a_hung_aws_endpoint_still_ends_in_a_failed_report() {
     assert_eq!(rig.aws.signatures().len(), 3);
     assert!(took < Duration::from_secs(30), "{took:?}");
     assert!(target.seen().is_empty());
+}
+
+#[tokio::test]
+async fn a_config_bucket_owned_by_another_account_is_refused() {
+    let mut store = Store::default();
+    store.objects.insert(
+        "payments-config/greenlight.yaml".into(),
+        (
+            b"targets: { t: { url: 'http://127.0.0.1:9' } }".to_vec(),
+            "v1".into(),
+        ),
+    );
+    // Someone else re-created a bucket of the same name.
+    store.bucket_owner = Some("999988887777".into());
+    let rig = Rig::start(store).await;
+    let hook = rig.hook_with(
+        "s3://payments-config/greenlight.yaml",
+        &[("GREENLIGHT_CONFIG_BUCKET_OWNER", "111122223333")],
+    );
+    let invocation = hook.invoke(EVENT).await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    let result = invocation.json();
+    assert_eq!(result["status"], "Failed", "{result:#}");
+    let errors = result["report"]["errors"].to_string();
+    assert!(
+        errors.contains("GREENLIGHT_CONFIG_BUCKET_OWNER = 111122223333"),
+        "{errors}"
+    );
 }

@@ -41,7 +41,25 @@ fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
     assert!(
         template.contains("deploymentgroup:${CodeDeployApplication}/${CodeDeployDeploymentGroup}")
     );
-    assert!(!template.contains("Resource: \"*\""));
+    // The one statement on "*" is EC2's Describe calls (they take no resource), only in a VPC.
+    let lines: Vec<&str> = template.lines().collect();
+    let wildcards: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].trim() == "Resource: \"*\"")
+        .collect();
+    assert_eq!(wildcards.len(), 1, "{wildcards:?}");
+    assert_eq!(
+        lines[wildcards[0] - 1].trim(),
+        "Action: [ec2:DescribeNetworkInterfaces, ec2:DescribeSubnets]"
+    );
+    // The managed VPC role (logs:* on *) is gone; ENI permissions are inline.
+    assert!(!template.contains("AWSLambdaVPCAccessExecutionRole\""));
+    assert!(!template.contains("policy/service-role/AWSLambdaVPCAccessExecutionRole"));
+    // Secrets under a customer-managed key: Decrypt on that key, only via Secrets Manager/SSM.
+    assert!(template.contains("kms:ViaService"));
+    // The S3 config read names its expected bucket owner (the code sends it).
+    assert!(template.contains("GREENLIGHT_CONFIG_BUCKET_OWNER"));
+    // ECS may assume the hook role only for this account.
+    assert!(template.contains("aws:SourceAccount"));
 }
 
 #[test]

@@ -86,6 +86,11 @@ pub struct Store {
     pub throttle_first: usize,
     /// Accept requests and never answer them.
     pub hang: bool,
+    /// The account that owns every bucket: a GetObject whose `x-amz-expected-bucket-owner`
+    /// names another is refused (403), as S3 does.
+    pub bucket_owner: Option<String>,
+    /// The `x-amz-expected-bucket-owner` of each GetObject, as sent.
+    pub expected_owners: Vec<Option<String>>,
 }
 
 /// The running fake.
@@ -254,7 +259,17 @@ async fn s3_get(
     }
     let mut store = store.lock().unwrap();
     store.requests.push(("s3".into(), path.clone()));
+    let expected = headers
+        .get("x-amz-expected-bucket-owner")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    store.expected_owners.push(expected.clone());
     if store.denied.contains(&path) {
+        return s3_error(StatusCode::FORBIDDEN, "AccessDenied");
+    }
+    if let (Some(owner), Some(expected)) = (&store.bucket_owner, &expected)
+        && owner != expected
+    {
         return s3_error(StatusCode::FORBIDDEN, "AccessDenied");
     }
     match store.objects.get(&path) {

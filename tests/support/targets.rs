@@ -41,6 +41,12 @@ pub enum Behaviour {
     EchoSecrets,
     /// Hold each request until `n` are in flight at once (or `limit` passes: then 503).
     Gate { n: usize, limit: Duration },
+    /// 500 whose body is `pad` filler characters, then everything the request carried (path and
+    /// query, body, Authorization), and whose `x-echo` header repeats the Authorization value:
+    /// a target that echoes whatever it is sent, where a cut falls.
+    Echo { pad: usize },
+    /// 200 with this JSON body, whatever was asked.
+    Json(Arc<str>),
 }
 
 struct Shared {
@@ -126,7 +132,7 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             .map(ToString::to_string)
             .unwrap_or_default(),
         headers: parts.headers.clone(),
-        body,
+        body: body.clone(),
     });
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -157,6 +163,30 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             )
                 .into_response()
         }
+        Behaviour::Echo { pad } => {
+            let auth = parts
+                .headers
+                .get("authorization")
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default();
+            let mut echoed = "~".repeat(*pad).into_bytes();
+            echoed.extend_from_slice(parts.uri.to_string().as_bytes());
+            echoed.push(b' ');
+            echoed.extend_from_slice(&body);
+            echoed.push(b' ');
+            echoed.extend_from_slice(&auth);
+            let mut response = (StatusCode::INTERNAL_SERVER_ERROR, echoed).into_response();
+            if let Ok(value) = axum::http::HeaderValue::from_bytes(&auth) {
+                response.headers_mut().insert("x-echo", value);
+            }
+            response
+        }
+        Behaviour::Json(body) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response(),
         Behaviour::Gate { n, limit } => {
             let n = *n;
             let all_here = wait_until(*limit, &shared.changed, || {

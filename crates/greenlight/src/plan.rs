@@ -116,10 +116,12 @@ fn plan_check(
                 request: resolve.request(&path, http, None)?,
                 expect: http.expect.clone(),
                 capture: Vec::new(),
+                secret_captures: Vec::new(),
             }))
         }
         Some(KindSpec::Scenario(scenario)) => {
             let path = format!("{path}.scenario");
+            let secret_captures = credential_variables(scenario);
             let steps = |list: &str, steps: &[crate::config::StepSpec], cleanup: bool| {
                 steps
                     .iter()
@@ -135,6 +137,12 @@ fn plan_check(
                                     .capture
                                     .iter()
                                     .map(|(name, from)| (name.clone(), from.clone()))
+                                    .collect(),
+                                secret_captures: step
+                                    .capture
+                                    .keys()
+                                    .filter(|name| secret_captures.contains(*name))
+                                    .cloned()
                                     .collect(),
                             },
                         })
@@ -168,6 +176,19 @@ fn plan_check(
         retry_delay: spec.retry_delay.unwrap_or(config.defaults.retry_delay).0,
         kind,
     })
+}
+
+/// The variables a scenario puts into credential headers (`Authorization: Bearer {{token}}`):
+/// captured into one, a value is a secret from the moment it arrives.
+fn credential_variables(scenario: &crate::config::ScenarioSpec) -> Vec<String> {
+    scenario
+        .steps
+        .iter()
+        .chain(&scenario.cleanup)
+        .flat_map(|step| step.headers.iter())
+        .filter(|(name, _)| crate::redact::is_sensitive_header(name.as_str()))
+        .flat_map(|(_, value)| crate::template::variables(value).unwrap_or_default())
+        .collect()
 }
 
 fn plan_probe(

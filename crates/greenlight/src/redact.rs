@@ -22,57 +22,124 @@ pub fn is_sensitive_header(name: &str) -> bool {
         .any(|sensitive| name.eq_ignore_ascii_case(sensitive))
 }
 
-/// Masks known secret values and anything shaped like a payment card number.
+/// Masks known secret values, in every form they take on the way out, and anything shaped like
+/// a payment card number.
+///
+/// A secret is registered with its escaped and encoded forms (as GitHub's Actions runner does
+/// for its secrets): JSON-escaped, Rust-debug-escaped, percent-encoded as a URL path segment,
+/// query component or form field, and base64 (standard and URL-safe) at each of the three
+/// byte offsets it can sit at inside a longer encoded string (`user:password` in a Basic
+/// header). Callers scrub raw text before they quote, escape or cut it.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    /// Longest first, so a token is masked whole before any shorter secret inside it.
-    secrets: Vec<String>,
+    /// Every form of every secret, longest first, so a token is masked whole before any
+    /// shorter secret inside it.
+    forms: Vec<String>,
 }
 
+/// Forms shorter than this are not masked: masking every `ab` in a message would hide more
+/// than it protects.
+const MIN_FORM: usize = 4;
+
 impl Redactor {
-    /// A redactor that knows these secret values (values shorter than 4 characters are ignored:
-    /// masking every `ab` in a message would hide more than it protects).
+    /// A redactor that knows these secret values.
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = secrets
-            .into_iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| s.len() >= 4)
-            .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Redactor { secrets }
+        let mut redactor = Redactor::default();
+        redactor.learn(secrets);
+        redactor
     }
 
-    /// Learn the credential values among request headers: the whole value and, for
+    /// Learn more secret values (a rendered credential header, a captured session token).
+    pub fn learn(&mut self, secrets: impl IntoIterator<Item = String>) {
+        let mut all: std::collections::BTreeSet<String> =
+            std::mem::take(&mut self.forms).into_iter().collect();
+        for secret in secrets {
+            for value in [secret.as_str(), secret.trim()] {
+                all.extend(forms(value).into_iter().filter(|f| f.len() >= MIN_FORM));
+            }
+        }
+        self.forms = all.into_iter().collect();
+        self.forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    }
+
+    /// Learn a request header's value if it is a credential: the whole value and, for
     /// `Bearer x`/`Basic x`, the token alone (servers echo either).
+    pub fn learn_header(&mut self, name: &str, value: &str) {
+        if is_sensitive_header(name) {
+            let mut values = vec![value.to_owned()];
+            if let Some((_, token)) = value.split_once(' ') {
+                values.push(token.to_owned());
+            }
+            self.learn(values);
+        }
+    }
+
+    /// Learn the credential values written literally among request headers.
     pub fn with_headers<'a>(
         mut self,
         headers: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
-        let mut more = std::mem::take(&mut self.secrets);
         for (name, value) in headers {
-            // A templated value (`Bearer {{secrets.api_key}}`) is not itself a secret; the
-            // secret it names is already known.
-            if is_sensitive_header(name) && !crate::template::is_template(value) {
-                more.push(value.to_owned());
-                if let Some((_, token)) = value.split_once(' ') {
-                    more.push(token.to_owned());
-                }
+            // A templated value (`Bearer {{secrets.api_key}}`) is learned when it is rendered.
+            if !crate::template::is_template(value) {
+                self.learn_header(name, value);
             }
         }
-        Redactor::new(more)
+        self
     }
 
-    /// The text with every known secret and every card-number-like digit run masked.
+    /// The text with every known secret (in every registered form) and every
+    /// card-number-like digit run masked.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
+        for form in &self.forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), MASK);
             }
         }
         mask_card_numbers(&out)
     }
+}
+
+/// The forms a secret takes in what greenlight writes: as is, escaped as a JSON string or by
+/// Rust's `{:?}`, percent-encoded the ways requests encode values, and base64.
+fn forms(secret: &str) -> Vec<String> {
+    if secret.is_empty() {
+        return Vec::new();
+    }
+    let quoted = |text: String| text[1..text.len() - 1].to_owned();
+    let mut out = vec![
+        secret.to_owned(),
+        quoted(serde_json::Value::from(secret).to_string()),
+        quoted(format!("{secret:?}")),
+        crate::template::encode_path_segment(secret),
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+    ];
+    out.extend(base64_forms(secret.as_bytes()));
+    out
+}
+
+/// The part of `base64(prefix + secret)` that depends on the secret alone, for each prefix
+/// length 0, 1, 2: whatever sits before it in an encoded string, one of these appears.
+fn base64_forms(secret: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut out = Vec::new();
+    for offset in 0..3usize {
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(secret);
+        let first = (offset * 8).div_ceil(6);
+        let last = (bytes.len() * 8) / 6;
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            let encoded = engine.encode(&bytes);
+            if first < last && last <= encoded.len() {
+                out.push(encoded[first..last].to_owned());
+            }
+        }
+    }
+    out
 }
 
 /// Mask runs of 13–19 digits (spaces or dashes between groups allowed) that pass the Luhn check:
@@ -190,5 +257,52 @@ mod tests {
     fn short_values_are_not_treated_as_secrets() {
         let r = Redactor::new(["ab".to_owned()]);
         assert_eq!(r.scrub("about"), "about");
+    }
+
+    #[test]
+    fn escaped_and_encoded_forms_are_masked() {
+        let secret = r#"p"w\d 50%/é+&=?#<>"#;
+        let r = Redactor::new([secret.to_owned()]);
+        let json = serde_json::json!({ "echo": secret }).to_string();
+        let debug = format!("{:?}", format!("got {secret}"));
+        let path = format!(
+            "GET http://a/v1/{}",
+            crate::template::encode_path_segment(secret)
+        );
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for text in [json, debug, path, form] {
+            let scrubbed = r.scrub(&text);
+            assert!(scrubbed.contains(MASK), "{text} -> {scrubbed}");
+            assert!(!scrubbed.contains("50%"), "{text} -> {scrubbed}");
+            assert!(!scrubbed.contains("50%25"), "{text} -> {scrubbed}");
+        }
+    }
+
+    #[test]
+    fn base64_at_any_offset_is_masked() {
+        use base64::Engine as _;
+        let r = Redactor::new(["hunter2-password".to_owned()]);
+        for prefix in ["", "u:", "us:", "use:"] {
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode(format!("{prefix}hunter2-password"));
+            let scrubbed = r.scrub(&format!("Authorization: Basic {basic}"));
+            assert!(scrubbed.contains(MASK), "{prefix}: {basic} -> {scrubbed}");
+            // What is left is the prefix's own characters and at most one partial character
+            // and its padding at each end: never a run of the secret's.
+            let kept = scrubbed.len() - MASK.len() - "Authorization: Basic ".len();
+            assert!(
+                kept <= (prefix.len() * 8).div_ceil(6) + 4,
+                "{prefix}: {scrubbed}"
+            );
+        }
+    }
+
+    #[test]
+    fn credential_headers_are_learned_whatever_filled_them() {
+        let mut r = Redactor::default();
+        r.learn_header("Authorization", "Bearer SESSION-TOKEN-FROM-LOGIN");
+        r.learn_header("X-Request-Id", "not-a-secret-1234");
+        assert_eq!(r.scrub("echo SESSION-TOKEN-FROM-LOGIN"), "echo [REDACTED]");
+        assert_eq!(r.scrub("id not-a-secret-1234"), "id not-a-secret-1234");
     }
 }

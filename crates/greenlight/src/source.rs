@@ -11,14 +11,14 @@ use std::path::PathBuf;
 use sha2::Digest as _;
 
 use crate::aws::{Aws, AwsReadError};
-use crate::config::Config;
+use crate::config::{Config, MAX_CONFIG_BYTES};
 use crate::error::ConfigError;
 
 /// The environment variable that holds the config (the document itself, or `file:PATH`).
 pub const CONFIG_ENV: &str = "GREENLIGHT_CONFIG";
 
-/// The largest config document read from S3.
-const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// The account that must own the config's S3 bucket (the template sets it to its own).
+pub const BUCKET_OWNER_ENV: &str = "GREENLIGHT_CONFIG_BUCKET_OWNER";
 
 /// Where the config came from, for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,20 +124,17 @@ async fn read(source: Source, inline: Option<&str>, aws: &Aws) -> Result<Loaded,
         |err: AwsReadError| ConfigError::invalid(CONFIG_ENV, &source, err.problem, err.fix);
     let (text, version) = match &source {
         Source::Inline => (inline.unwrap_or_default().to_owned(), None),
-        Source::File(path) => (
-            std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-                path: path.clone(),
-                source: err,
-            })?,
-            None,
-        ),
+        Source::File(path) => (read_file(path)?, None),
         Source::Ssm(name) => {
             let (value, _, version) = aws.ssm_parameter(name).await.map_err(from_aws)?;
             (value, Some(format!("ssm version {version}")))
         }
         Source::S3 { bucket, key } => {
+            let owner = std::env::var(BUCKET_OWNER_ENV)
+                .ok()
+                .filter(|owner| !owner.trim().is_empty());
             let (bytes, version) = aws
-                .s3_object(bucket, key, MAX_CONFIG_BYTES)
+                .s3_object(bucket, key, MAX_CONFIG_BYTES, owner.as_deref())
                 .await
                 .map_err(from_aws)?;
             let text = String::from_utf8(bytes).map_err(|_| {
@@ -161,6 +158,26 @@ async fn read(source: Source, inline: Option<&str>, aws: &Aws) -> Result<Loaded,
         source,
         version,
     })
+}
+
+/// A config file, refused unread when it is larger than any config could be.
+fn read_file(path: &std::path::Path) -> Result<String, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > MAX_CONFIG_BYTES as u64 {
+        return Err(ConfigError::invalid(
+            CONFIG_ENV,
+            path.display(),
+            format!(
+                "the file has {size} bytes, more than the {MAX_CONFIG_BYTES} a config may have"
+            ),
+            "point at the greenlight config itself",
+        ));
+    }
+    std::fs::read_to_string(path).map_err(read_error)
 }
 
 /// Resolve every secret of the config: environment, Secrets Manager, SSM SecureString. A

@@ -47,14 +47,14 @@ impl Suite {
     /// Resolve every secret (environment, Secrets Manager, SSM), build the clients and plans.
     pub async fn load(config: Config, source: Source, aws: &Aws) -> Result<Suite, ConfigError> {
         let secrets = crate::source::secrets(&config, aws).await?;
-        Suite::build(config, source, secrets)
+        Suite::with_secrets(config, source, secrets)
     }
 
     /// Build a suite whose secrets all come from the environment (tests, and callers without
     /// AWS access). A secret from AWS is an error here: use [`Suite::load`].
     pub fn new(config: Config, source: Source) -> Result<Suite, ConfigError> {
         let secrets = crate::source::env_secrets(&config)?;
-        Suite::build(config, source, secrets)
+        Suite::with_secrets(config, source, secrets)
     }
 
     /// Everything a cold start checks that needs no secret and no network: the clients (CA
@@ -64,7 +64,8 @@ impl Suite {
         Plans::build(config, &targets).map(|_| ())
     }
 
-    fn build(
+    /// Build a suite from a config and its secrets' values, resolved by the caller.
+    pub fn with_secrets(
         config: Config,
         source: Source,
         secrets: BTreeMap<String, String>,
@@ -126,6 +127,7 @@ impl Suite {
         let deployment_id = deployment_id.unwrap_or_else(|| "local".to_owned());
         let ctx = Arc::new(RunContext {
             vars: Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets),
+            redactor: self.redactor.clone(),
             progress: self.progress.clone(),
         });
         let checks = run_plan(plan, ctx, budget)

@@ -1,16 +1,55 @@
-//! `{{variables}}` in scenario strings, rendered with minijinja (strict: an undefined variable is
-//! an error, never an empty string that would send `/v1/payments/` to a payments API).
+//! `{{variables}}` in request and expectation strings, rendered with minijinja (strict: an
+//! undefined variable is an error, never an empty string that would send `/v1/payments/` to a
+//! payments API).
+//!
+//! Values stay values: in a path a value is percent-encoded as one path segment, in a query as
+//! one query component, so a captured `../../admin?x=` can never add a segment, a query or a
+//! host. Where a config really needs several segments from one value, the `segments` filter
+//! encodes each one and still refuses dot segments, `?` and `#`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Everything but RFC 3986's unreserved characters is encoded in a path segment or a query
+/// component: `/`, `?`, `#`, `%`, `&`, `=`, `+`, space, controls and non-ASCII alike.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A value as one path segment.
+pub fn encode_path_segment(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
+}
+
+/// A value as one query component (a name or a value between `&` and `=`).
+pub fn encode_query_component(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
+}
+
+/// Where a rendered value lands, which decides how it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Header values, bodies, expectations: written as they are.
+    Plain,
+    /// The path of a request URL: one segment per value.
+    Path,
+    /// The query of a request URL: one component per value.
+    Query,
+}
+
+/// The message a refused path value carries, so the caller can name the variable.
+const DOT_SEGMENT: &str = "cannot be a path segment";
 
 /// The variables a template uses, `secrets.NAME` for attribute access.
 pub fn variables(source: &str) -> Result<BTreeSet<String>, String> {
     if !is_template(source) {
         return Ok(BTreeSet::new());
     }
-    let env = environment();
+    let env = environment(Place::Plain);
     let template = env
         .template_from_str(source)
         .map_err(|err| err.to_string())?;
@@ -57,8 +96,29 @@ impl Vars {
         self.captures.insert(name.to_owned(), value);
     }
 
-    /// Render one string.
+    /// Render one string where values are written as they are (headers, bodies, expectations).
     pub fn render(&self, source: &str) -> Result<String, String> {
+        self.render_in(source, Place::Plain)
+    }
+
+    /// Render a request path (and query): each value becomes one path segment before the
+    /// first `?` of the template and one query component after it. A value that would be an
+    /// empty, `.` or `..` segment is refused, naming the variable.
+    pub fn render_path(&self, source: &str) -> Result<String, String> {
+        if !is_template(source) {
+            return Ok(source.to_owned());
+        }
+        match query_start(source) {
+            Some(at) => Ok(format!(
+                "{}?{}",
+                self.render_in(&source[..at], Place::Path)?,
+                self.render_in(&source[at + 1..], Place::Query)?
+            )),
+            None => self.render_in(source, Place::Path),
+        }
+    }
+
+    fn render_in(&self, source: &str, place: Place) -> Result<String, String> {
         if !is_template(source) {
             return Ok(source.to_owned());
         }
@@ -66,10 +126,10 @@ impl Vars {
         for (name, value) in &self.captures {
             context.insert(name.clone(), Value::from(value.as_str()));
         }
-        let env = environment();
+        let env = environment(place);
         env.render_str(source, Value::from(context))
             .map_err(|err| match err.kind() {
-                minijinja::ErrorKind::UndefinedError => {
+                ErrorKind::UndefinedError => {
                     let missing: Vec<String> = variables(source)
                         .unwrap_or_default()
                         .into_iter()
@@ -77,8 +137,48 @@ impl Vars {
                         .collect();
                     format!("no value for {} (not captured)", missing.join(", "))
                 }
+                _ if err.to_string().contains(DOT_SEGMENT) => self.dot_segment_error(source),
                 _ => err.to_string(),
             })
+    }
+
+    /// Name the variables whose values cannot stand as a path segment.
+    fn dot_segment_error(&self, source: &str) -> String {
+        let named: Vec<String> = variables(source)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|name| {
+                let value = self.lookup(&name)?;
+                matches!(value.as_str(), "" | "." | "..")
+                    .then(|| format!("{{{{{name}}}}} is {value:?}"))
+            })
+            .collect();
+        let which = if named.is_empty() {
+            "a value".to_owned()
+        } else {
+            named.join(", ")
+        };
+        format!(
+            "{which}, which {DOT_SEGMENT}: a value in a path is one segment and may not be \
+             empty, . or .. (the segments filter also refuses ? and #); nothing was sent"
+        )
+    }
+
+    /// The string value of a variable (`name` or `secrets.NAME`), if it has one.
+    fn lookup(&self, name: &str) -> Option<String> {
+        if let Some(value) = self.captures.get(name) {
+            return Some(value.clone());
+        }
+        let (head, attr) = match name.split_once('.') {
+            Some((head, attr)) => (head, Some(attr)),
+            None => (name, None),
+        };
+        let value = self.values.get(head)?;
+        let value = match attr {
+            Some(attr) => value.get_attr(attr).ok()?,
+            None => value.clone(),
+        };
+        value.as_str().map(str::to_owned)
     }
 
     /// Whether every variable the template uses has a value now.
@@ -122,10 +222,73 @@ impl std::fmt::Debug for Vars {
     }
 }
 
-fn environment() -> Environment<'static> {
+/// Where the query starts in a path template: the first `?` outside `{{ }}`, `{% %}` and
+/// `{# #}` (a `?` inside a tag is template syntax, not URL syntax).
+fn query_start(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let mut closing: Option<&[u8]> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match closing {
+            Some(end) if bytes[i..].starts_with(end) => {
+                closing = None;
+                i += 2;
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                for (open, close) in [(b"{{", b"}}"), (b"{%", b"%}"), (b"{#", b"#}")] {
+                    if bytes[i..].starts_with(open) {
+                        closing = Some(close);
+                    }
+                }
+                if closing.is_some() {
+                    i += 2;
+                    continue;
+                }
+                if bytes[i] == b'?' {
+                    return Some(i);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn environment(place: Place) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("segments", segments);
+    env.set_formatter(move |out: &mut Output, _: &mut State, value: &Value| {
+        // A value the `segments` filter already encoded is written as it is.
+        let text = value.to_string();
+        let written = match place {
+            Place::Plain => text,
+            _ if value.is_safe() => text,
+            Place::Path if matches!(text.as_str(), "" | "." | "..") => {
+                return Err(Error::new(ErrorKind::InvalidOperation, DOT_SEGMENT));
+            }
+            Place::Path => encode_path_segment(&text),
+            Place::Query => encode_query_component(&text),
+        };
+        out.write_str(&written)
+            .map_err(|err| Error::new(ErrorKind::WriteFailure, err.to_string()))
+    });
     env
+}
+
+/// `{{ value | segments }}`: a value that holds several path segments (`a/b/c`), each one
+/// encoded; an empty, `.` or `..` segment, a `?` or a `#` is refused.
+fn segments(value: String) -> Result<Value, Error> {
+    let mut out = Vec::new();
+    for segment in value.split('/') {
+        if matches!(segment, "" | "." | "..") || segment.contains(['?', '#']) {
+            return Err(Error::new(ErrorKind::InvalidOperation, DOT_SEGMENT));
+        }
+        out.push(encode_path_segment(segment));
+    }
+    Ok(Value::from_safe_string(out.join("/")))
 }
 
 #[cfg(test)]

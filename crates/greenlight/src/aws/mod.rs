@@ -118,13 +118,19 @@ impl Aws {
         bucket: &str,
         key: &str,
         limit: usize,
+        expected_owner: Option<&str>,
     ) -> Result<(Vec<u8>, String), AwsReadError> {
         let what = format!("S3 object s3://{bucket}/{key}");
+        // With the expected owner, S3 refuses (403) a bucket of the same name that another
+        // account owns: a deleted and re-created bucket can never feed the hooks its config.
+        let headers = expected_owner
+            .map(|owner| vec![("x-amz-expected-bucket-owner", owner.to_owned())])
+            .unwrap_or_default();
         let reply = self
             .request(
                 Service::S3,
                 |resolve| endpoint::s3_object(resolve, bucket, key),
-                (Method::GET, Vec::new(), Bytes::new()),
+                (Method::GET, headers, Bytes::new()),
                 limit,
                 &what,
             )
@@ -140,7 +146,12 @@ impl Aws {
                     "NoSuchKey",
                     "upload the config there, or fix the bucket and key",
                     &format!(
-                        "the function's role needs s3:GetObject on arn:aws:s3:::{bucket}/{key}"
+                        "the function's role needs s3:GetObject on arn:aws:s3:::{bucket}/{key}, \
+                         and the bucket must belong to the expected owner \
+                         (GREENLIGHT_CONFIG_BUCKET_OWNER{})",
+                        expected_owner
+                            .map(|o| format!(" = {o}"))
+                            .unwrap_or_default()
                     ),
                 ),
             })?;

@@ -7,7 +7,7 @@ use crate::check::request::RequestTemplate;
 use crate::client::{Response, SendError, send};
 use crate::config::{CaptureFrom, Expect, OneOrMany};
 use crate::outcome::{Mismatch, Outcome};
-use crate::redact::is_sensitive_header;
+use crate::redact::{Redactor, is_sensitive_header};
 use crate::template::Vars;
 
 /// How much of a body a failure message quotes.
@@ -22,6 +22,9 @@ pub(crate) struct Exchange {
     pub expect: Expect,
     /// Variable → where to find it in the response.
     pub capture: Vec<(String, CaptureFrom)>,
+    /// The captured variables that later fill a credential header: secrets from the moment
+    /// they are captured, before this step's own failure texts quote the body.
+    pub secret_captures: Vec<String>,
 }
 
 /// What one exchange came to: the response was judged (the failures, none when it passed), or
@@ -30,12 +33,16 @@ pub(crate) type Exchanged = Result<Vec<Mismatch>, String>;
 
 impl Exchange {
     /// Render with `vars`, send, capture into `vars`, judge. A timeout is the target failing
-    /// (a mismatch); a request that cannot be built or sent is an error.
-    pub(crate) async fn run(&self, vars: &mut Vars) -> Exchanged {
+    /// (a mismatch); a request that cannot be built or sent is an error. The rendered value of
+    /// every credential header is a secret for the rest of the run, whatever filled it.
+    pub(crate) async fn run(&self, vars: &mut Vars, redactor: &mut Redactor) -> Exchanged {
         let request = self
             .request
             .render(vars)
             .map_err(|problem| format!("cannot build the request: {problem}"))?;
+        for (name, value) in &request.headers {
+            redactor.learn_header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
+        }
         let expect = render_expect(&self.expect, vars)
             .map_err(|problem| format!("cannot render the expectations: {problem}"))?;
         let target = &self.request.target;
@@ -49,16 +56,21 @@ impl Exchange {
         };
         // Captures first, and from every response: cleanup needs the id of a payment even
         // when this step's expectations failed.
-        let mut failures = self.take_captures(&response, vars);
+        let mut failures = self.take_captures(&response, vars, redactor);
         if let Outcome::Failed { failures: more } =
-            judge(&expect, &response, self.request.max_body_bytes)
+            judge(&expect, &response, self.request.max_body_bytes, redactor)
         {
             failures.extend(more);
         }
         Ok(failures)
     }
 
-    fn take_captures(&self, response: &Response, vars: &mut Vars) -> Vec<Mismatch> {
+    fn take_captures(
+        &self,
+        response: &Response,
+        vars: &mut Vars,
+        redactor: &mut Redactor,
+    ) -> Vec<Mismatch> {
         if self.capture.is_empty() {
             return Vec::new();
         }
@@ -81,7 +93,12 @@ impl Exchange {
                     .map(str::to_owned),
             };
             match found {
-                Some(value) => vars.capture(variable, value),
+                Some(value) => {
+                    if self.secret_captures.contains(variable) {
+                        redactor.learn([value.clone()]);
+                    }
+                    vars.capture(variable, value);
+                }
                 None => failures.push(Mismatch::new(
                     format!("capture {variable}"),
                     match source {
@@ -123,7 +140,15 @@ fn render_expect(expect: &Expect, vars: &Vars) -> Result<Expect, String> {
 }
 
 /// Judge a response against the expectations. Pure, so every rule is unit-tested.
-pub(crate) fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -> Outcome {
+///
+/// Every quoted text from the response is scrubbed by `redactor` while still raw: before it
+/// is quoted, escaped or cut, so no secret survives in part.
+pub(crate) fn judge(
+    expect: &Expect,
+    response: &Response,
+    max_body_bytes: u64,
+    redactor: &Redactor,
+) -> Outcome {
     let mut failures = Vec::new();
 
     match &expect.status {
@@ -138,14 +163,14 @@ pub(crate) fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -
                 failures.push(Mismatch::new(
                     "status",
                     wanted,
-                    with_snippet(response.status.to_string(), &response.body),
+                    with_snippet(response.status.to_string(), &response.body, redactor),
                 ));
             }
         }
         None if !(200..300).contains(&response.status) => failures.push(Mismatch::new(
             "status",
             "any 2xx",
-            with_snippet(response.status.to_string(), &response.body),
+            with_snippet(response.status.to_string(), &response.body, redactor),
         )),
         None => {}
     }
@@ -163,12 +188,12 @@ pub(crate) fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -
             } else if is_sensitive_header(name.as_str()) {
                 crate::redact::MASK.to_owned()
             } else {
-                format!("{:?}", actual.join(", "))
+                format!("{:?}", redactor.scrub(&actual.join(", ")))
             };
             let wanted = if is_sensitive_header(name.as_str()) {
                 crate::redact::MASK.to_owned()
             } else {
-                format!("{wanted:?}")
+                format!("{:?}", redactor.scrub(wanted))
             };
             failures.push(Mismatch::new(format!("header {name}"), wanted, shown));
         }
@@ -188,7 +213,7 @@ pub(crate) fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -
                     failures.push(Mismatch::new(
                         "body",
                         format!("to contain {needle:?}"),
-                        snippet(&response.body),
+                        snippet(&response.body, redactor),
                     ));
                 }
             }
@@ -201,12 +226,12 @@ pub(crate) fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -
                             Some(actual) if json_equal(wanted, actual) => {}
                             Some(actual) => failures.push(Mismatch::new(
                                 format!("json {pointer}"),
-                                wanted.to_string(),
-                                actual.to_string(),
+                                redactor.scrub(&wanted.to_string()),
+                                redactor.scrub(&actual.to_string()),
                             )),
                             None => failures.push(Mismatch::new(
                                 format!("json {pointer}"),
-                                wanted.to_string(),
+                                redactor.scrub(&wanted.to_string()),
                                 "absent",
                             )),
                         }
@@ -215,7 +240,7 @@ pub(crate) fn judge(expect: &Expect, response: &Response, max_body_bytes: u64) -
                 Err(err) => failures.push(Mismatch::new(
                     "json",
                     "a JSON body",
-                    format!("not JSON ({err}): {}", snippet(&response.body)),
+                    format!("not JSON ({err}): {}", snippet(&response.body, redactor)),
                 )),
             }
         }
@@ -272,23 +297,31 @@ fn json_equal(wanted: &Value, actual: &Value) -> bool {
     }
 }
 
-fn snippet(body: &[u8]) -> String {
+/// The start of a body for a failure message: scrubbed while raw, then cut, then quoted.
+fn snippet(body: &[u8], redactor: &Redactor) -> String {
     if body.is_empty() {
         return "an empty body".to_owned();
     }
-    let text = String::from_utf8_lossy(body);
+    // Scrubbing the whole body would cost a copy of it; a secret straddling the cut needs only
+    // the cut plus the longest form of a secret, which MAX_SCRUB_TAIL bounds generously.
+    let head_bytes = body.len().min(SNIPPET_CHARS * 4 + MAX_SCRUB_TAIL);
+    let text = redactor.scrub(&String::from_utf8_lossy(&body[..head_bytes]));
     let mut out: String = text.chars().take(SNIPPET_CHARS).collect();
-    if text.chars().count() > SNIPPET_CHARS {
+    if text.chars().count() > SNIPPET_CHARS || head_bytes < body.len() {
         out.push('…');
     }
     format!("{out:?}")
 }
 
-fn with_snippet(status: String, body: &[u8]) -> String {
+/// Bytes past the cut that are scrubbed with it, so a secret that straddles the cut is masked
+/// whole: far longer than any API key or token.
+const MAX_SCRUB_TAIL: usize = 16 * 1024;
+
+fn with_snippet(status: String, body: &[u8], redactor: &Redactor) -> String {
     if body.is_empty() {
         status
     } else {
-        format!("{status} with body {}", snippet(body))
+        format!("{status} with body {}", snippet(body, redactor))
     }
 }
 
@@ -334,13 +367,17 @@ mod tests {
             r#"{"status":"ok"}"#,
             20,
         );
-        assert_eq!(judge(&full_expect(), &r, 1024), Outcome::Passed);
+        assert_eq!(
+            judge(&full_expect(), &r, 1024, &Redactor::default()),
+            Outcome::Passed
+        );
     }
 
     #[test]
     fn every_broken_expectation_is_reported_with_expected_and_actual() {
         let r = response(500, "text/html", "<h1>oops</h1>", 900);
-        let Outcome::Failed { failures } = judge(&full_expect(), &r, 1024) else {
+        let Outcome::Failed { failures } = judge(&full_expect(), &r, 1024, &Redactor::default())
+        else {
             panic!("expected a failure");
         };
         let what: Vec<&str> = failures.iter().map(|m| m.what.as_str()).collect();
@@ -368,7 +405,7 @@ mod tests {
             ..Expect::default()
         };
         let r = response(200, "application/json", r#"{"amount":1200.0}"#, 1);
-        let Outcome::Failed { failures } = judge(&expect, &r, 1024) else {
+        let Outcome::Failed { failures } = judge(&expect, &r, 1024, &Redactor::default()) else {
             panic!("expected a failure");
         };
         assert_eq!(
@@ -383,17 +420,49 @@ mod tests {
             status: Some(StatusSpec::Any(vec![200, 204])),
             ..Expect::default()
         };
-        assert!(judge(&expect, &response(204, "x", "", 1), 10).is_passed());
-        assert!(!judge(&expect, &response(202, "x", "", 1), 10).is_passed());
-        assert!(judge(&Expect::default(), &response(202, "x", "", 1), 10).is_passed());
-        assert!(!judge(&Expect::default(), &response(301, "x", "", 1), 10).is_passed());
+        assert!(
+            judge(
+                &expect,
+                &response(204, "x", "", 1),
+                10,
+                &Redactor::default()
+            )
+            .is_passed()
+        );
+        assert!(
+            !judge(
+                &expect,
+                &response(202, "x", "", 1),
+                10,
+                &Redactor::default()
+            )
+            .is_passed()
+        );
+        assert!(
+            judge(
+                &Expect::default(),
+                &response(202, "x", "", 1),
+                10,
+                &Redactor::default()
+            )
+            .is_passed()
+        );
+        assert!(
+            !judge(
+                &Expect::default(),
+                &response(301, "x", "", 1),
+                10,
+                &Redactor::default()
+            )
+            .is_passed()
+        );
     }
 
     #[test]
     fn a_truncated_body_fails_on_size() {
         let mut r = response(200, "text/plain", "ok", 1);
         r.truncated = true;
-        let outcome = judge(&full_expect(), &r, 2);
+        let outcome = judge(&full_expect(), &r, 2, &Redactor::default());
         assert!(
             outcome.message().contains("body size"),
             "{}",
@@ -413,7 +482,7 @@ mod tests {
         let mut r = response(200, "x", "", 1);
         r.headers
             .insert("set-cookie", "session=s3cr3t".parse().unwrap());
-        let message = judge(&expect, &r, 10).message();
+        let message = judge(&expect, &r, 10, &Redactor::default()).message();
         assert!(
             !message.contains("s3cr3t") && !message.contains("session="),
             "{message}"

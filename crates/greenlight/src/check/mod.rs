@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::outcome::Ran;
+use crate::redact::Redactor;
 use crate::template::Vars;
 
 /// Told how a long check (a probe) is getting on, for a progress display.
@@ -30,6 +31,8 @@ pub trait Progress: Send + Sync {
 pub(crate) struct RunContext {
     /// The variables every template of this run can use.
     pub vars: Vars,
+    /// Knows the config's secrets; each check adds the credentials it renders and captures.
+    pub redactor: Redactor,
     /// Where probes report progress (the CLI on a terminal); `None` in Lambda.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -87,14 +90,19 @@ impl CheckKind {
         }
     }
 
+    /// Run once; the outcome comes back scrubbed of every secret the run knows, including
+    /// the credentials this check rendered or captured.
     async fn run_once(&self, ctx: &RunContext, deadline: Instant) -> Ran {
-        match self {
+        let mut redactor = ctx.redactor.clone();
+        let mut ran: Ran = match self {
             CheckKind::Http(exchange) => {
-                http::outcome(exchange.run(&mut ctx.vars.clone()).await).into()
+                http::outcome(exchange.run(&mut ctx.vars.clone(), &mut redactor).await).into()
             }
-            CheckKind::Scenario(check) => check.run(ctx, deadline).await.into(),
-            CheckKind::Probe(check) => check.run(ctx, deadline).await,
-        }
+            CheckKind::Scenario(check) => check.run(ctx, &mut redactor, deadline).await.into(),
+            CheckKind::Probe(check) => check.run(ctx, &mut redactor, deadline).await,
+        };
+        ran.outcome = ran.outcome.redacted(&redactor);
+        ran
     }
 }
 

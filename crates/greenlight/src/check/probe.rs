@@ -144,7 +144,12 @@ impl ProbeCheck {
     }
 
     /// Send every request (or as many as fit before `deadline`) and judge them.
-    pub(crate) async fn run(&self, ctx: &RunContext, deadline: Instant) -> Ran {
+    pub(crate) async fn run(
+        &self,
+        ctx: &RunContext,
+        redactor: &mut crate::redact::Redactor,
+        deadline: Instant,
+    ) -> Ran {
         let sides_count: u64 = if self.baseline.is_some() { 2 } else { 1 };
         let total = self.limits.requests * sides_count;
         let stride = if self.limits.judge.is_some() {
@@ -163,6 +168,9 @@ impl ProbeCheck {
                     return Outcome::error(format!("cannot build the request: {problem}")).into();
                 }
             };
+            for (name, value) in &request.headers {
+                redactor.learn_header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
+            }
             match Dialer::new(&template.target, &request) {
                 Ok(dialer) => dialers.push((dialer, request.timeout)),
                 Err(why) => return Outcome::error(why).into(),

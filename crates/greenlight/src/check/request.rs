@@ -89,7 +89,7 @@ impl RequestTemplate {
 
     /// The request for this run: every template rendered with `vars`.
     pub(crate) fn render(&self, vars: &Vars) -> Result<Request, String> {
-        let path = vars.render(&self.path)?;
+        let path = vars.render_path(&self.path)?;
         let url = self
             .target
             .join(&path)

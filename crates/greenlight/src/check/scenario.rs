@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::check::RunContext;
 use crate::check::http::Exchange;
 use crate::outcome::{Mismatch, Outcome};
+use crate::redact::Redactor;
 use crate::template::Vars;
 
 /// A planned scenario.
@@ -44,7 +45,12 @@ impl ScenarioCheck {
     ///
     /// A step or cleanup step that could not be sent makes the outcome an `error` (the
     /// expectations that had failed by then travel with it); otherwise any mismatch fails it.
-    pub(crate) async fn run(&self, ctx: &RunContext, deadline: Instant) -> Outcome {
+    pub(crate) async fn run(
+        &self,
+        ctx: &RunContext,
+        redactor: &mut Redactor,
+        deadline: Instant,
+    ) -> Outcome {
         let mut vars = ctx.vars.clone();
         let reserve: Duration = self.cleanup.iter().map(Step::timeout).sum();
         let steps_deadline = deadline.checked_sub(reserve).unwrap_or_else(Instant::now);
@@ -62,7 +68,10 @@ impl ScenarioCheck {
                 ));
                 break;
             }
-            if !step.execute(&mut vars, &mut failures, &mut errors).await {
+            if !step
+                .execute(&mut vars, redactor, &mut failures, &mut errors)
+                .await
+            {
                 break;
             }
         }
@@ -72,7 +81,8 @@ impl ScenarioCheck {
                 tracing::debug!(step = %step.label, "cleanup step skipped: its variables were never captured");
                 continue;
             }
-            step.execute(&mut vars, &mut failures, &mut errors).await;
+            step.execute(&mut vars, redactor, &mut failures, &mut errors)
+                .await;
         }
         match (failures.is_empty(), errors.is_empty()) {
             (true, true) => Outcome::Passed,
@@ -103,10 +113,11 @@ impl Step {
     async fn execute(
         &self,
         vars: &mut Vars,
+        redactor: &mut Redactor,
         failures: &mut Vec<Mismatch>,
         errors: &mut Vec<String>,
     ) -> bool {
-        match self.exchange.run(vars).await {
+        match self.exchange.run(vars, redactor).await {
             Ok(found) => {
                 let passed = found.is_empty();
                 failures.extend(found.into_iter().map(|m| Mismatch {

@@ -149,9 +149,80 @@ impl Stages {
     }
 }
 
+/// The largest config document accepted: a greenlight config is a few kilobytes.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// The deepest nesting accepted; a real config nests about ten deep.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuse, before the YAML parser sees it, a document too large or nested too deep: the
+/// parser's time grows with the square of the depth (40,000 levels took 17 s).
+fn pre_check(text: &str) -> Result<(), ConfigError> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::invalid(
+            ".",
+            format!("{} bytes", text.len()),
+            format!("the config is larger than {MAX_CONFIG_BYTES} bytes"),
+            "a greenlight config is a few kilobytes: check that GREENLIGHT_CONFIG points at the config",
+        ));
+    }
+    let depth = nesting(text);
+    if depth > MAX_NESTING {
+        return Err(ConfigError::invalid(
+            ".",
+            format!("depth {depth}"),
+            format!("the config nests deeper than {MAX_NESTING} levels"),
+            "flatten the document: a greenlight config nests about ten levels deep",
+        ));
+    }
+    Ok(())
+}
+
+/// The deepest nesting of a YAML document: indentation levels (block style) plus open
+/// brackets (flow style), quoted text and comments skipped. An estimate that never
+/// undercounts the brackets, which is where deep documents come from.
+fn nesting(text: &str) -> usize {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut deepest = 0;
+    let mut flow = 0usize;
+    for line in text.lines() {
+        let body = line.trim_start_matches([' ', '-']);
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - body.len();
+        if flow == 0 {
+            while indents.last().is_some_and(|&top| top >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (Some('"'), '\\') => {
+                    chars.next();
+                }
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') if previous.is_whitespace() => break,
+                (None, '[' | '{') => flow += 1,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(indents.len() + flow);
+            previous = c;
+        }
+    }
+    deepest
+}
+
 impl Config {
     /// Parse a YAML (or JSON, which is YAML) document and validate it.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        pre_check(text)?;
         let deserializer = serde_norway::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let path = err.path().to_string();
@@ -342,6 +413,33 @@ stages:
     }
 
     #[test]
+    fn huge_or_deep_documents_are_refused_before_parsing() {
+        let deep = format!("targets: {}{}", "[".repeat(40_000), "]".repeat(40_000));
+        let e = err(&deep);
+        assert!(e.contains("nests deeper than 64 levels"), "{e}");
+        let deep_block: String = (0..100)
+            .map(|depth| format!("{}k{depth}:\n", "  ".repeat(depth)))
+            .collect();
+        assert!(
+            err(&deep_block).contains("nests deeper"),
+            "block style counts too"
+        );
+        let big = format!(
+            "targets: {{ t: {{ url: http://a }} }}\n#{}",
+            "x".repeat(MAX_CONFIG_BYTES)
+        );
+        assert!(err(&big).contains("larger than 1048576 bytes"));
+        // The shipped examples are far inside the limits.
+        for text in [
+            include_str!("../../../../examples/payments.yaml"),
+            EXAMPLE,
+            SCENARIO_EXAMPLE,
+        ] {
+            assert!(nesting(text) < 20, "{}", nesting(text));
+        }
+    }
+
+    #[test]
     fn json_is_accepted() {
         let config = Config::parse(
             r#"{"targets": {"test": {"url": "http://127.0.0.1:8080"}},
@@ -411,6 +509,10 @@ stages:
             ),
             ("targets: { test: { url: 'ftp://a' } }", "http(s)"),
             (
+                "targets: { test: { url: 'https://ops:hunter2@alb.internal' } }",
+                "keep credentials out of URLs",
+            ),
+            (
                 "targets: { test: { url: http://a, host: 'a b' } }",
                 "targets.test.host",
             ),
@@ -447,6 +549,10 @@ stages:
         for (text, wanted) in cases {
             let e = err(text);
             assert!(e.contains(wanted), "for {text:?}: {e}");
+            assert!(
+                !e.contains("hunter2"),
+                "a password in a URL is never echoed: {e}"
+            );
         }
     }
 

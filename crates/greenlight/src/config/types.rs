@@ -78,9 +78,18 @@ impl<'de> Deserialize<'de> for TargetUrl {
         let text = String::deserialize(deserializer)?;
         let url = Url::parse(text.trim()).map_err(|err| {
             D::Error::custom(format!(
-                "invalid URL {text:?} ({err}): write an absolute URL such as https://alb.internal.example.com:8443"
+                "invalid URL ({err}): write an absolute URL such as https://alb.internal.example.com:8443"
             ))
         })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // Never echo the URL: it holds a credential. In a URL it would leak into every
+            // connect error, and the HTTP client would send it as a Basic header.
+            return Err(D::Error::custom(
+                "the URL carries a user name or password: keep credentials out of URLs; declare \
+                 the password under `secrets:` and send it in a header, e.g. \
+                 headers: { Authorization: \"Basic {{secrets.basic_auth}}\" }",
+            ));
+        }
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(D::Error::custom(format!(
                 "URL {text:?} is not an http(s) URL with a host: write e.g. https://alb.internal.example.com:8443"

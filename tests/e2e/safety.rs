@@ -1,0 +1,380 @@
+//! The safety promises at their edges: values stay values (a captured or event value can never
+//! add a path segment, a query or a header) and no form of a secret leaves the process, however
+//! it is quoted, escaped, encoded or cut.
+
+// Test helpers panic on purpose: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use greenlight::config::Config;
+use greenlight::outcome::Outcome;
+use greenlight::report::StageReport;
+use greenlight::source::Source;
+use greenlight::{Stage, Suite};
+use greenlight_e2e::targets::{Behaviour, Target};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as Cases, TestRunner};
+
+/// Run a config's AfterAllowTestTraffic stage in-process with these secrets.
+async fn stage(text: &str, secrets: &[(&str, &str)], deployment: Option<&str>) -> StageReport {
+    let config = Config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let secrets: BTreeMap<String, String> = secrets
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let suite = Suite::with_secrets(config, Source::Inline, secrets).unwrap();
+    suite
+        .run_stage(
+            Stage::AfterAllowTestTraffic,
+            Duration::from_secs(20),
+            "gl-safety".into(),
+            deployment.map(str::to_owned),
+        )
+        .await
+}
+
+/// RFC 3986 unreserved characters stay; every other byte is %XX. Written here independently
+/// of greenlight's encoder, so a change there that lets a delimiter through is caught.
+fn component(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn captured_values_stay_one_path_segment_or_query_component() {
+    let hostile = [
+        "../../admin/delete?x=",
+        "%2e%2e/",
+        "pay_1#",
+        "pay_1?amount=999999",
+        "a/b",
+        "pay 1&admin=true",
+        "..%2f..%2fadmin",
+        "line\r\nX-Injected: 1",
+    ];
+    for value in hostile {
+        let body = serde_json::json!({ "id": value }).to_string();
+        let target = Target::start(Behaviour::Json(Arc::from(body.as_str()))).await;
+        let text = format!(
+            r#"targets: {{ t: {{ url: "{}" }} }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: s
+        scenario:
+          target: t
+          steps:
+            - {{ name: lookup, path: /lookup, capture: {{ id: /id }} }}
+            - name: read
+              path: "/v1/payments/{{{{id}}}}/read?ref={{{{id}}}}&k=v"
+              headers: {{ Authorization: "Bearer sk_test_steer" }}
+          cleanup:
+            - {{ method: POST, path: "/v1/payments/{{{{id}}}}/refunds" }}
+"#,
+            target.url()
+        );
+        let report = stage(&text, &[], None).await;
+        let encoded = component(value);
+        let paths: Vec<String> = target.seen().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "/lookup".to_owned(),
+                format!("/v1/payments/{encoded}/read?ref={encoded}&k=v"),
+                format!("/v1/payments/{encoded}/refunds"),
+            ],
+            "{value:?}: {:?}",
+            report.checks[0].outcome
+        );
+        assert!(report.checks[0].outcome.is_passed(), "{value:?}");
+    }
+}
+
+#[tokio::test]
+async fn dot_and_empty_segments_are_errors_and_send_nothing() {
+    for value in ["..", ".", ""] {
+        let body = serde_json::json!({ "id": value }).to_string();
+        let target = Target::start(Behaviour::Json(Arc::from(body.as_str()))).await;
+        let text = format!(
+            r#"targets: {{ t: {{ url: "{}" }} }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: s
+        scenario:
+          target: t
+          steps:
+            - {{ name: lookup, path: /lookup, capture: {{ id: /id }} }}
+            - {{ name: read, path: "/v1/payments/{{{{id}}}}/read" }}
+          cleanup:
+            - {{ method: POST, path: "/v1/payments/{{{{id}}}}/refunds" }}
+"#,
+            target.url()
+        );
+        let report = stage(&text, &[], None).await;
+        let paths: Vec<String> = target.seen().into_iter().map(|s| s.path).collect();
+        assert_eq!(paths, ["/lookup"], "{value:?}: only the lookup was sent");
+        let Outcome::Error { error, .. } = &report.checks[0].outcome else {
+            panic!("{value:?}: {:?}", report.checks[0].outcome)
+        };
+        assert!(
+            error.contains(&format!("{{{{id}}}} is {value:?}"))
+                && error.contains("cannot be a path segment"),
+            "{value:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn event_values_and_the_segments_filter_follow_the_same_rules() {
+    let target = Target::start(Behaviour::Healthy).await;
+    let text = format!(
+        r#"targets: {{ t: {{ url: "{}" }} }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: deployment
+        http: {{ target: t, path: "/v1/deployments/{{{{deployment_id}}}}?stage={{{{stage}}}}" }}
+      - name: files
+        scenario:
+          target: t
+          steps:
+            - {{ path: /v1/list, json: {{ dir: "reports/2026 q4/x" }} }}
+            - {{ path: "/files/{{{{ 'reports/2026 q4' | segments }}}}/summary" }}
+"#,
+        target.url()
+    );
+    let report = stage(&text, &[], Some("../../admin?x=#")).await;
+    assert!(
+        report.checks.iter().all(|c| c.outcome.is_passed()),
+        "{report:?}"
+    );
+    let mut paths: Vec<String> = target.seen().into_iter().map(|s| s.path).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/files/reports/2026%20q4/summary",
+            "/v1/deployments/..%2F..%2Fadmin%3Fx%3D%23?stage=AfterAllowTestTraffic",
+            "/v1/list",
+        ]
+    );
+    // The filter still refuses what would leave the path.
+    for bad in ["a/../b", "a?b", "a#b", "/a", "a//b"] {
+        let text = format!(
+            "targets: {{ t: {{ url: \"{}\" }} }}\ndefaults: {{ retries: 0 }}\nstages: {{ AfterAllowTestTraffic: {{ checks: [ {{ name: f, http: {{ target: t, path: \"/files/{{{{ '{bad}' | segments }}}}\" }} }} ] }} }}",
+            target.url()
+        );
+        let before = target.seen().len();
+        let report = stage(&text, &[], None).await;
+        assert!(
+            matches!(&report.checks[0].outcome, Outcome::Error { error, .. } if error.contains("cannot be a path segment")),
+            "{bad}: {:?}",
+            report.checks[0].outcome
+        );
+        assert_eq!(target.seen().len(), before, "{bad}: nothing was sent");
+    }
+}
+
+/// Every form a secret could leave in: as is, JSON-escaped, debug-escaped, percent-encoded
+/// (path, query and form style), and base64 at each byte offset.
+fn forms(secret: &str) -> Vec<String> {
+    let quoted = |text: String| text[1..text.len() - 1].to_owned();
+    let mut out = vec![
+        secret.to_owned(),
+        quoted(serde_json::Value::from(secret).to_string()),
+        quoted(format!("{secret:?}")),
+        component(secret),
+    ];
+    for offset in 0..3usize {
+        let mut bytes = vec![b'x'; offset];
+        bytes.extend_from_slice(secret.as_bytes());
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
+        let first = (offset * 8).div_ceil(6);
+        let last = (bytes.len() * 8) / 6;
+        out.push(encoded[first..last].to_owned());
+    }
+    out
+}
+
+/// One layer of backslash escapes undone, as JSON and Rust's `{:?}` write them.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('u') if chars.peek() == Some(&'{') => {
+                chars.next();
+                let hex: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                out.extend(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32));
+            }
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                out.extend(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32));
+            }
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// `%XX` decoded where it makes UTF-8.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The output as written, and as a reader would see it with up to three layers of escaping
+/// and percent-encoding undone: a secret hidden under a quote still counts as leaked.
+fn views(output: &str) -> Vec<String> {
+    let mut views = vec![output.to_owned()];
+    for _ in 0..3 {
+        let next: Vec<String> = views
+            .iter()
+            .flat_map(|v| [unescape(v), percent_decode(v)])
+            .collect();
+        views.extend(next);
+        views.sort();
+        views.dedup();
+    }
+    views
+}
+
+/// Fails if any form of `secret`, or any eight characters of it in a row, appears in `output`
+/// or in any unescaped or decoded view of it.
+fn assert_no_form(secret: &str, output: &str, what: &str) {
+    for form in forms(secret) {
+        assert!(
+            !output.contains(&form),
+            "{what}: a form of the secret {secret:?} leaked ({form:?}):\n{output}"
+        );
+    }
+    let chars: Vec<char> = secret.chars().collect();
+    for view in views(output) {
+        for window in chars.windows(8) {
+            let run: String = window.iter().collect();
+            assert!(
+                !view.contains(&run),
+                "{what}: 8 characters of the secret {secret:?} leaked ({run:?}):\n{output}"
+            );
+        }
+    }
+}
+
+/// Secrets drawn from what generated passwords and JSON SecretStrings contain: quotes,
+/// backslashes, spaces, URL delimiters, non-ASCII. A marker letter follows every character so
+/// that any eight characters in a row are the secret's own, never chance.
+fn hostile_secret() -> impl Strategy<Value = String> {
+    let hostile = prop::sample::select(vec![
+        '"', '\\', ' ', '%', '+', '/', '=', '?', '#', '&', '<', '>', '\'', ':', ';', 'é', '字',
+        '€', '\t', 'a', '7',
+    ]);
+    let marker = prop::sample::select(vec!['Q', 'X', 'Z', 'J']);
+    prop::collection::vec((hostile, marker), 4..24)
+        .prop_map(|pairs| pairs.into_iter().flat_map(|(h, m)| [h, m]).collect())
+}
+
+#[test]
+fn no_form_of_a_secret_leaves_in_any_report() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut runner = TestRunner::new(Cases {
+        cases: 48,
+        failure_persistence: None,
+        ..Cases::default()
+    });
+    runner
+        .run(&(hostile_secret(), 150usize..230), |(secret, pad)| {
+            runtime.block_on(leak_check(&secret, pad));
+            Ok(())
+        })
+        .unwrap();
+}
+
+async fn leak_check(secret: &str, pad: usize) {
+    let echo = Target::start(Behaviour::Echo { pad }).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let text = format!(
+        r#"secrets: {{ key: {{ env: UNUSED }} }}
+targets: {{ echo: {{ url: "{echo}" }}, closed: {{ url: "http://{closed}" }} }}
+defaults: {{ retries: 0, timeout: 5s }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: header, query and body echoed
+        http:
+          target: echo
+          path: "/v1/echo?k={{{{secrets.key}}}}"
+          headers: {{ Authorization: "Bearer {{{{secrets.key}}}}" }}
+          json: {{ key: "{{{{secrets.key}}}}" }}
+          expect: {{ status: 200, headers: {{ x-echo: nope }}, json: {{ /key: nope }} }}
+      - name: body echoed
+        http:
+          target: echo
+          path: "/v1/echo?k={{{{secrets.key}}}}"
+          json: {{ key: "{{{{secrets.key}}}}" }}
+          expect: {{ body_contains: "never there" }}
+      - name: refused, the secret in the URL
+        http: {{ target: closed, path: "/v1/echo?k={{{{secrets.key}}}}" }}
+      - name: transformed in a credential header
+        http:
+          target: echo
+          headers: {{ X-Api-Key: "{{{{ secrets.key | upper }}}}" }}
+          expect: {{ status: 200 }}
+"#,
+        echo = echo.url()
+    );
+    let report = stage(&text, &[("key", secret)], None).await;
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    assert!(
+        json.contains("[REDACTED]"),
+        "the echo reached a report: {json}"
+    );
+    assert!(!echo.seen().is_empty());
+    for (what, output) in [
+        ("json report", json),
+        ("text report", greenlight::report::text::render(&report)),
+        ("summary", report.summary()),
+    ] {
+        assert_no_form(secret, &output, what);
+        assert_no_form(&secret.to_uppercase(), &output, what);
+    }
+}
