@@ -4,7 +4,8 @@
 Measures, on this machine, with the release binaries:
   1. cold start: process start until the hook asks the Runtime API for its first event, with
      the shipped config loaded; against `python3 -c "import boto3, urllib3"` (a Python hook's floor)
-  2. peak RSS of a hook binary during a 5,000-request probe
+  2. peak RSS of a hook binary during a 5,000-request probe, and during a stage of 64 checks
+     each reading a 1 MB JSON body at once (at MemorySize 128)
   3. stripped binary size of each hook, and zipped as a Lambda package (`bootstrap`)
   4. a stage of 20 http checks against a target answering in 300 ms
   5. the probe against nginx, beside oha and wrk at the same concurrency: requests per second
@@ -165,18 +166,11 @@ def python_floor(runs):
     return times
 
 
-def peak_rss_during_probe(binary, url, requests):
-    config = f"""
-targets: {{ test: {{ url: "{url}" }} }}
-stages:
-  AfterAllowTestTraffic:
-    checks:
-      - name: load
-        probe: {{ target: test, path: /index.html, requests: {requests}, concurrency: 8 }}
-"""
+def peak_rss(binary, config, what):
+    """Run one CodeDeploy event through the hook; its VmHWM once it has answered."""
     runtime = RuntimeApi(event={"DeploymentId": "d-BENCH", "LifecycleEventHookExecutionId": "bench-rss"})
     # The status report goes to a port nothing listens on: the hook retries, then gives up,
-    # which is fine here; the figure we want is taken once the probe has finished.
+    # which is fine here; the figure we want is taken once the stage has finished.
     env = hook_env(runtime, config, {"AWS_ENDPOINT_URL_CODEDEPLOY": f"http://127.0.0.1:{free_port()}"})
     proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ok = runtime.answered.wait(WAIT * 2)
@@ -187,8 +181,37 @@ stages:
     answer = runtime.answer
     runtime.close()
     if not ok:
-        sys.exit("the hook did not finish the probe")
+        sys.exit(f"the hook did not finish {what}")
     return int(hwm.split()[1]) / 1024, answer
+
+
+def peak_rss_during_probe(binary, url, requests):
+    config = f"""
+targets: {{ test: {{ url: "{url}" }} }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: load
+        probe: {{ target: test, path: /index.html, requests: {requests}, concurrency: 8 }}
+"""
+    return peak_rss(binary, config, "the probe")
+
+
+def peak_rss_large_bodies(binary, url):
+    """64 http checks (the default concurrency: all at once), each reading and judging a 1 MB
+    JSON body by a pointer, in a hook told it has 128 MB."""
+    checks = "\n".join(
+        f"      - {{ name: big {i}, http: {{ target: test, path: /big.json, expect: {{ json: {{ /{i}: 0 }} }} }} }}"
+        for i in range(64))
+    config = f"""
+targets: {{ test: {{ url: "{url}" }} }}
+defaults: {{ retries: 0, max_body_bytes: 2000000 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+{checks}
+"""
+    return peak_rss(binary, config, "the stage of 64 large JSON bodies")
 
 
 def sizes(binary):
@@ -238,6 +261,9 @@ def start_nginx(tmp):
     os.makedirs(root)
     with open(os.path.join(root, "index.html"), "w") as f:
         f.write('{"status":"ok"}\n')
+    # Half a million numbers: as a parsed JSON tree this 1 MB body would take 16 MB.
+    with open(os.path.join(root, "big.json"), "w") as f:
+        f.write("[" + "0," * 500_000 + "0]")
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""
@@ -292,6 +318,10 @@ def main():
             # 2. Peak memory of a hook binary during a 5,000-request probe.
             rss, answer = peak_rss_during_probe(hook, nginx_url, 5000)
             rows.append(("peak RSS of a hook during a 5,000-request probe", f"{rss:.1f} MB", "≤ 32 MB", rss <= 32))
+            rss, answer = peak_rss_large_bodies(hook, nginx_url)
+            # No CodeDeploy listens here: the answer is the failed report, which names the verdict.
+            reported = answer is not None and b"report Succeeded" in answer[1]
+            rows.append(("peak RSS of a hook, 64 checks each reading a 1 MB JSON body at once", f"{rss:.1f} MB{'' if reported else ' (no Succeeded answer)'}", "≤ 128 MB, reports", rss <= 128 and reported))
 
             # 5. The probe beside oha and wrk against nginx, concurrency 8: ROUNDS rounds,
             # interleaved so that whatever else the machine does hits all three alike; medians.

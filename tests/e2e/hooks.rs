@@ -658,3 +658,46 @@ stages:
         "ECS hooks never call CodeDeploy"
     );
 }
+
+/// 64 checks each reading a 1 MB JSON body at once, in a hook whose data segment is limited
+/// to 128 MiB as `MemorySize: 128` limits it: the stage still ends in exactly one report.
+#[tokio::test]
+async fn a_128_mb_hook_reads_64_large_json_bodies_and_still_reports() {
+    let rig = Rig::start().await;
+    // Half a million numbers: as a JSON tree, 16 bytes of body become 16 MB of memory.
+    let body = format!("[{}0]", "0,".repeat(500_000));
+    assert!(body.len() > 1_000_000, "{}", body.len());
+    // Every answer waits until all 64 requests are in: 64 bodies in flight at once.
+    let big = Target::start(Behaviour::GatedJson {
+        n: 64,
+        limit: Duration::from_secs(30),
+        body: std::sync::Arc::from(body.as_str()),
+    })
+    .await;
+    let checks: Vec<String> = (0..64)
+        .map(|i| {
+            format!(
+                "      - {{ name: big {i}, http: {{ target: test, path: /big/{i}, expect: {{ json: {{ /{i}: 0 }} }} }} }}"
+            )
+        })
+        .collect();
+    let config = format!(
+        "targets: {{ test: {{ url: \"{}\" }} }}\ndefaults: {{ retries: 0, max_body_bytes: 2000000, timeout: 60s }}\nstages:\n  AfterAllowTestTraffic:\n    checks:\n{}\n",
+        big.url(),
+        checks.join("\n")
+    );
+    let hook = rig.emulator.function_with_memory(
+        "after-allow-test-traffic",
+        &[
+            ("AWS_ENDPOINT_URL_CODEDEPLOY", rig.codedeploy.url().as_str()),
+            ("GREENLIGHT_CONFIG", config.as_str()),
+        ],
+        128 * 1024 * 1024,
+    );
+    let invocation = hook.invoke_file("after-allow-test-traffic.json").await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    let result = invocation.json();
+    assert_eq!(result["status"], "Succeeded", "{result:#}\n{}", hook.logs());
+    assert_eq!(big.seen().len(), 64);
+    assert_eq!(rig.codedeploy.calls().len(), 1, "exactly one report");
+}

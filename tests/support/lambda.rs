@@ -112,7 +112,21 @@ impl Emulator {
 
     /// Start a hook binary as the function `name` (its binary name), with extra environment.
     pub fn function(&self, name: &str, env: &[(&str, &str)]) -> Function {
-        let mut command = Command::new(binary(name));
+        self.start_function(name, env, Command::new(binary(name)))
+    }
+
+    /// The same, with the process's data segment (heap and private mappings) limited to
+    /// `bytes`, as a Lambda function's memory size limits it: `prlimit --data`.
+    pub fn function_with_memory(&self, name: &str, env: &[(&str, &str)], bytes: u64) -> Function {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--data={bytes}"))
+            .arg("--")
+            .arg(binary(name));
+        self.start_function(name, env, command)
+    }
+
+    fn start_function(&self, name: &str, env: &[(&str, &str)], mut command: Command) -> Function {
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

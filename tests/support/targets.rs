@@ -47,6 +47,13 @@ pub enum Behaviour {
     Echo { pad: usize },
     /// 200 with this JSON body, whatever was asked.
     Json(Arc<str>),
+    /// Like `Json`, but each answer waits until `n` requests are in flight (or `limit` passes),
+    /// so that `n` bodies are in flight together.
+    GatedJson {
+        n: usize,
+        limit: Duration,
+        body: Arc<str>,
+    },
 }
 
 struct Shared {
@@ -180,6 +187,19 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
                 response.headers_mut().insert("x-echo", value);
             }
             response
+        }
+        Behaviour::GatedJson { n, limit, body } => {
+            let n = *n;
+            wait_until(*limit, &shared.changed, || {
+                shared.max_in_flight.load(Ordering::SeqCst) >= n
+            })
+            .await;
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+                .into_response()
         }
         Behaviour::Json(body) => (
             StatusCode::OK,

@@ -21,6 +21,7 @@ use url::Url;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{ConfigError, chain};
@@ -63,12 +64,75 @@ pub struct TargetClient {
     pub dial: (String, u16),
     /// The TLS configuration for an `https` target.
     pub tls: Option<Arc<ClientConfig>>,
+    /// The bytes of response bodies all targets may hold at once.
+    pub bodies: Arc<BodyBudget>,
+}
+
+/// The bytes of response bodies in flight across every check of the process, so that what is
+/// read fits the function's memory: a hook at 128 MB that reads 64 large bodies at once holds
+/// as many as fit and lets the rest wait (within their timeouts), instead of aborting without
+/// a report.
+#[derive(Debug)]
+pub struct BodyBudget {
+    permits: Arc<Semaphore>,
+    kib: u32,
+}
+
+/// The most hyper's HTTP/1 read buffer grows to for one connection (its default maximum).
+const READ_BUFFER: u64 = 8192 + 4096 * 100;
+
+/// Body memory outside Lambda (the CLI on a laptop or a CI runner).
+const UNBOUNDED_BODY_BYTES: u64 = 512 * 1024 * 1024;
+
+impl BodyBudget {
+    /// A budget of `bytes` (at least 1 KiB).
+    pub fn new(bytes: u64) -> Self {
+        let kib = u32::try_from(bytes / 1024)
+            .unwrap_or(u32::MAX)
+            .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
+        BodyBudget {
+            permits: Arc::new(Semaphore::new(kib as usize)),
+            kib,
+        }
+    }
+
+    /// The budget for a function of `memory_mb` megabytes: three eighths of it for bodies,
+    /// the rest for the runtime, the HTTP and TLS buffers of every connection and the
+    /// allocator's slack (measured: BENCHMARKS.md). Outside Lambda, 512 MiB.
+    pub fn for_memory_mb(memory_mb: Option<u64>) -> Self {
+        BodyBudget::new(memory_mb.map_or(UNBOUNDED_BODY_BYTES, |mb| mb * 1024 * 1024 * 3 / 8))
+    }
+
+    /// From `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, which Lambda sets to the function's memory.
+    pub fn from_env() -> Self {
+        BodyBudget::for_memory_mb(
+            std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                .ok()
+                .and_then(|mb| mb.trim().parse().ok()),
+        )
+    }
+
+    /// The whole budget, in bytes.
+    pub fn bytes(&self) -> u64 {
+        u64::from(self.kib) * 1024
+    }
+
+    /// Hold `bytes` of the budget until the permit is dropped (a body larger than the whole
+    /// budget holds all of it).
+    async fn reserve(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.kib);
+        // The semaphore is never closed: acquiring fails only if it were.
+        Arc::clone(&self.permits).acquire_many_owned(kib).await.ok()
+    }
 }
 
 impl Targets {
-    /// Build a client for each target.
+    /// Build a client for each target, all sharing one budget for response bodies.
     pub fn build<'a>(
         settings: impl IntoIterator<Item = (&'a String, TargetSettings)>,
+        bodies: Arc<BodyBudget>,
     ) -> Result<Targets, ConfigError> {
         // reqwest is built without a crypto provider of its own (one TLS stack in the binary,
         // shared with the AWS SDK's client): ring, installed once for the process. A second
@@ -77,7 +141,8 @@ impl Targets {
         let clients = settings
             .into_iter()
             .map(|(name, target)| {
-                build_one(name, &target).map(|client| (name.clone(), Arc::new(client)))
+                build_one(name, &target, Arc::clone(&bodies))
+                    .map(|client| (name.clone(), Arc::new(client)))
             })
             .collect::<Result<_, _>>()?;
         Ok(Targets { clients })
@@ -103,7 +168,11 @@ impl TargetClient {
     }
 }
 
-fn build_one(name: &str, target: &TargetSettings) -> Result<TargetClient, ConfigError> {
+fn build_one(
+    name: &str,
+    target: &TargetSettings,
+    bodies: Arc<BodyBudget>,
+) -> Result<TargetClient, ConfigError> {
     let path = format!("targets.{name}");
     let timeout = target.timeout;
     let configured = &target.url;
@@ -163,6 +232,7 @@ fn build_one(name: &str, target: &TargetSettings) -> Result<TargetClient, Config
         insecure: target.insecure,
         dial: (unbracket(&upstream).to_owned(), port),
         tls,
+        bodies,
     })
 }
 
@@ -348,7 +418,7 @@ pub struct Request {
 }
 
 /// What came back, read within the limits.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Response {
     /// Status code.
     pub status: u16,
@@ -360,6 +430,9 @@ pub struct Response {
     pub truncated: bool,
     /// First byte sent to last byte read.
     pub latency: Duration,
+    /// The body's share of the [`BodyBudget`], given back when the response is dropped.
+    #[expect(dead_code, reason = "held for its Drop, which gives the memory back")]
+    pub reserved: Option<OwnedSemaphorePermit>,
 }
 
 /// Why no response could be judged.
@@ -382,29 +455,38 @@ impl SendError {
     }
 }
 
-/// Send one request and read its response within the limits.
-pub async fn send(
-    client: &reqwest::Client,
-    request: &Request,
-    target: &str,
-) -> Result<Response, SendError> {
-    let mut builder = client
+/// Send one request and read its response within the limits: the body at most
+/// `max_body_bytes` (and the whole body budget), its memory reserved from the budget once the
+/// headers say how large it is, everything (the wait for memory too) within the timeout.
+pub async fn send(target: &TargetClient, request: &Request) -> Result<Response, SendError> {
+    let mut builder = target
+        .client
         .request(request.method.clone(), request.url.clone())
         .headers(request.headers.clone())
         .timeout(request.timeout);
     if let Some(body) = &request.body {
         builder = builder.body(body.clone());
     }
-    let classify = |err: reqwest::Error| classify(err, request, target);
+    let classify = |err: reqwest::Error| classify(err, request, &target.name);
     let started = Instant::now();
-    // The request's timeout covers connect, headers and the whole body (reqwest applies it to
-    // the body stream too), so a hang, a stall mid-body or a slow drip all end as a timeout.
     let exchange = async {
         let mut response = builder.send().await.map_err(classify)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let limit = usize::try_from(request.max_body_bytes).unwrap_or(usize::MAX);
-        let mut body = BytesMut::new();
+        let limit = request.max_body_bytes.min(target.bodies.bytes());
+        // Sized from Content-Length (a chunked body may take the whole limit), so the buffer
+        // never grows past what was reserved.
+        let expected = response
+            .content_length()
+            .map_or(limit, |len| len.min(limit));
+        // hyper's read buffer for this connection grows with the body, up to about 400 KiB:
+        // reserved too, so that the budget holds what the transfer really costs.
+        let reserved = target
+            .bodies
+            .reserve(expected + expected.min(READ_BUFFER))
+            .await;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut body = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(limit));
         let mut truncated = false;
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             if body.len() + chunk.len() > limit {
@@ -423,9 +505,14 @@ pub async fn send(
             body: body.freeze(),
             truncated,
             latency: started.elapsed(),
+            reserved,
         })
     };
-    exchange.await
+    // reqwest's own timeout covers connect, headers and the body stream (a hang, a stall
+    // mid-body, a slow drip); this one also covers the wait for body memory.
+    tokio::time::timeout(request.timeout, exchange)
+        .await
+        .unwrap_or(Err(SendError::Timeout(request.timeout)))
 }
 
 fn classify(err: reqwest::Error, request: &Request, target: &str) -> SendError {
@@ -456,16 +543,19 @@ mod tests {
     #[test]
     fn host_replaces_the_url_host_but_keeps_the_port() {
         let name = "test".to_owned();
-        let targets = Targets::build([(
-            &name,
-            TargetSettings {
-                url: Url::parse("https://10.0.0.1:8443").unwrap(),
-                host: Some("payments.example.com".into()),
-                ca_file: None,
-                timeout: Duration::from_secs(2),
-                insecure: false,
-            },
-        )])
+        let targets = Targets::build(
+            [(
+                &name,
+                TargetSettings {
+                    url: Url::parse("https://10.0.0.1:8443").unwrap(),
+                    host: Some("payments.example.com".into()),
+                    ca_file: None,
+                    timeout: Duration::from_secs(2),
+                    insecure: false,
+                },
+            )],
+            Arc::new(BodyBudget::new(1 << 20)),
+        )
         .unwrap();
         let test = targets.get("test").unwrap();
         assert_eq!(test.base.as_str(), "https://payments.example.com:8443/");
@@ -491,16 +581,19 @@ mod tests {
     fn unreadable_or_bogus_ca_file_is_a_config_error() {
         let name = "t".to_owned();
         let with_ca = |ca_file: &std::path::Path| {
-            Targets::build([(
-                &name,
-                TargetSettings {
-                    url: Url::parse("https://a").unwrap(),
-                    host: None,
-                    ca_file: Some(ca_file.to_owned()),
-                    timeout: Duration::from_secs(5),
-                    insecure: false,
-                },
-            )])
+            Targets::build(
+                [(
+                    &name,
+                    TargetSettings {
+                        url: Url::parse("https://a").unwrap(),
+                        host: None,
+                        ca_file: Some(ca_file.to_owned()),
+                        timeout: Duration::from_secs(5),
+                        insecure: false,
+                    },
+                )],
+                Arc::new(BodyBudget::new(1 << 20)),
+            )
         };
         let e = with_ca(std::path::Path::new("/nonexistent/ca.pem"))
             .unwrap_err()
@@ -515,5 +608,25 @@ mod tests {
         std::fs::write(&bogus, "not a certificate").unwrap();
         let e = with_ca(&bogus).unwrap_err().to_string();
         assert!(e.contains("BEGIN CERTIFICATE"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_body_budget_holds_what_fits_and_lets_the_rest_wait() {
+        let budget = BodyBudget::for_memory_mb(Some(128));
+        assert_eq!(budget.bytes(), 48 * 1024 * 1024);
+        let megabyte = 1024 * 1024;
+        let mut held = Vec::new();
+        for _ in 0..48 {
+            held.push(budget.reserve(megabyte).await.unwrap());
+        }
+        // The 49th waits until one is given back.
+        let waiting = tokio::time::timeout(Duration::from_secs(1), budget.reserve(megabyte));
+        assert!(waiting.await.is_err());
+        held.pop();
+        assert!(budget.reserve(megabyte).await.is_some());
+        // A body larger than the whole budget takes all of it, and still goes through.
+        drop(held);
+        assert!(budget.reserve(u64::MAX).await.is_some());
+        assert_eq!(BodyBudget::for_memory_mb(None).bytes(), 512 * megabyte);
     }
 }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::aws::Aws;
 use crate::check::{Progress, RunContext};
-use crate::client::{TargetSettings, Targets};
+use crate::client::{BodyBudget, TargetSettings, Targets};
 use crate::config::Config;
 use crate::error::ConfigError;
 use crate::plan::Plans;
@@ -155,20 +155,25 @@ impl std::fmt::Debug for Suite {
     }
 }
 
-/// A client for every target of the config, with `defaults.timeout` where a target sets none.
+/// A client for every target of the config, with `defaults.timeout` where a target sets none,
+/// sharing one budget for response bodies sized from the function's memory.
 pub(crate) fn build_targets(config: &Config) -> Result<Targets, ConfigError> {
-    Targets::build(config.targets.iter().map(|(name, target)| {
-        (
-            name,
-            TargetSettings {
-                url: target.url.0.clone(),
-                host: target.host.clone(),
-                ca_file: target.ca_file.clone(),
-                timeout: target.timeout.unwrap_or(config.defaults.timeout).0,
-                insecure: target.insecure_skip_tls_verify,
-            },
-        )
-    }))
+    let bodies = Arc::new(BodyBudget::from_env());
+    Targets::build(
+        config.targets.iter().map(|(name, target)| {
+            (
+                name,
+                TargetSettings {
+                    url: target.url.0.clone(),
+                    host: target.host.clone(),
+                    ca_file: target.ca_file.clone(),
+                    timeout: target.timeout.unwrap_or(config.defaults.timeout).0,
+                    insecure: target.insecure_skip_tls_verify,
+                },
+            )
+        }),
+        bodies,
+    )
 }
 
 /// Every credential the config holds: the secrets, and values of sensitive headers written

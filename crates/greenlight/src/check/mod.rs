@@ -2,6 +2,7 @@
 //! because they are the same for every kind.
 
 pub(crate) mod http;
+pub(crate) mod json;
 pub(crate) mod probe;
 pub(crate) mod request;
 pub(crate) mod scenario;
