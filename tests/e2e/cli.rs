@@ -6,6 +6,7 @@
 use std::process::Output;
 
 use greenlight_e2e::lambda::binary;
+use greenlight_e2e::leaks::assert_no_form;
 use greenlight_e2e::targets::{Behaviour, Target};
 use serde_json::Value;
 
@@ -194,4 +195,47 @@ async fn validate_is_offline_and_needs_no_secret() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("GREENLIGHT_TEST_UNSET_SECRET"), "{stderr}");
+}
+
+#[tokio::test]
+async fn hostile_secrets_leave_the_cli_in_no_form() {
+    let echo = Target::start(Behaviour::Echo { pad: 100 }).await;
+    let secret = "p\"w\\d 50%/é+&=?#<>'x";
+    let file = config_file(&format!(
+        r#"
+secrets: {{ password: {{ env: GREENLIGHT_TEST_PASSWORD }} }}
+targets: {{ echo: {{ url: "{}" }} }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: echoed
+        http:
+          target: echo
+          path: "/v1/echo?p={{{{secrets.password}}}}"
+          form: {{ password: "{{{{secrets.password}}}}" }}
+"#,
+        echo.url()
+    ));
+    let path = file.path().to_str().unwrap();
+    for format in ["json", "text"] {
+        let out = greenlight(
+            &[
+                "check",
+                "-c",
+                path,
+                "-s",
+                "AfterAllowTestTraffic",
+                "-f",
+                format,
+            ],
+            &[("GREENLIGHT_TEST_PASSWORD", secret), ("RUST_LOG", "trace")],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(stdout.contains("[REDACTED]"), "{stdout}");
+        assert_no_form(secret, &stdout, &format!("{format} stdout"));
+        assert_no_form(secret, &String::from_utf8_lossy(&out.stderr), "stderr");
+    }
 }

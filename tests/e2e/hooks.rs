@@ -10,6 +10,7 @@ use std::time::Duration;
 use greenlight::report::codedeploy::REPORT_ATTEMPTS;
 use greenlight_e2e::codedeploy::{FakeCodeDeploy, Fault};
 use greenlight_e2e::lambda::{Emulator, Function};
+use greenlight_e2e::leaks::assert_no_form;
 use greenlight_e2e::targets::{Behaviour, Endless, Hang, Target, TlsTarget};
 use serde_json::Value;
 
@@ -700,4 +701,95 @@ async fn a_128_mb_hook_reads_64_large_json_bodies_and_still_reports() {
     assert_eq!(result["status"], "Succeeded", "{result:#}\n{}", hook.logs());
     assert_eq!(big.seen().len(), 64);
     assert_eq!(rig.codedeploy.calls().len(), 1, "exactly one report");
+}
+
+/// Secrets with quotes, backslashes, spaces, URL delimiters and non-ASCII, echoed back in a
+/// body, a header and an error URL, through the real hook binary: no form of them reaches the
+/// logs (at every level), the invocation's answer, or ECS's hookDetails.
+#[tokio::test]
+async fn hostile_secrets_leave_the_hooks_in_no_form() {
+    let rig = Rig::start().await;
+    // The encoded key starts 11 characters after the filler, so it straddles the 200-character
+    // cut of the body snippet.
+    let echo = Target::start(Behaviour::Echo { pad: 186 }).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let header_safe = r#"sk_live_"q\u0080 50%/ok+&=?#<>"#.replace("\\u0080", "\\");
+    let anywhere = "pä$$ \"wörd\" \\ 100% <tag> #frag ?q=1&x".to_owned();
+    let config = format!(
+        r#"
+secrets:
+  key: {{ env: GREENLIGHT_TEST_KEY }}
+  password: {{ env: GREENLIGHT_TEST_PASSWORD }}
+targets: {{ echo: {{ url: "{}" }}, closed: {{ url: "http://{closed}" }} }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: echoed
+        http:
+          target: echo
+          path: "/v1/echo?k={{{{secrets.key}}}}"
+          headers: {{ Authorization: "Bearer {{{{secrets.key}}}}" }}
+          json: {{ password: "{{{{secrets.password}}}}" }}
+          expect: {{ status: 200, headers: {{ x-echo: nope }} }}
+      - name: refused
+        http: {{ target: closed, path: "/v1/echo?p={{{{secrets.password}}}}" }}
+  BeforeAllowTraffic:
+    checks:
+      - name: echoed
+        http:
+          target: echo
+          path: "/v1/echo?k={{{{secrets.key}}}}"
+          json: {{ password: "{{{{secrets.password}}}}" }}
+"#,
+        echo.url()
+    );
+    for (binary, event) in [
+        ("after-allow-test-traffic", "after-allow-test-traffic.json"),
+        (
+            "before-allow-traffic",
+            "ecs-pre-production-traffic-shift.json",
+        ),
+    ] {
+        let hook = rig.emulator.function(
+            binary,
+            &[
+                ("AWS_ENDPOINT_URL_CODEDEPLOY", rig.codedeploy.url().as_str()),
+                ("GREENLIGHT_CONFIG", config.as_str()),
+                ("GREENLIGHT_TEST_KEY", header_safe.as_str()),
+                ("GREENLIGHT_TEST_PASSWORD", anywhere.as_str()),
+                ("AWS_LAMBDA_LOG_LEVEL", "trace"),
+            ],
+        );
+        let invocation = hook.invoke_file(event).await;
+        assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+        let answer = invocation.json();
+        let failed = answer["status"] == "Failed" || answer["hookStatus"] == "FAILED";
+        assert!(failed, "{answer:#}");
+        if binary == "after-allow-test-traffic" {
+            // The echoed Authorization header is shown, masked.
+            assert!(
+                invocation.stdout.contains("[REDACTED]"),
+                "{}",
+                invocation.stdout
+            );
+        }
+        for (what, output) in [
+            ("logs", hook.logs()),
+            ("answer", invocation.stdout.clone()),
+            ("stderr", invocation.stderr.clone()),
+        ] {
+            assert_no_form(&header_safe, &output, &format!("{binary} {what}"));
+            assert_no_form(&anywhere, &output, &format!("{binary} {what}"));
+        }
+    }
+    // The echo really carried them.
+    let seen = echo.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.headers.get("authorization").is_some())
+    );
 }

@@ -10,6 +10,7 @@ pub mod alb;
 pub mod aws;
 pub mod codedeploy;
 pub mod lambda;
+pub mod leaks;
 pub mod paysim;
 pub mod sigv4;
 pub mod targets;
