@@ -257,6 +257,10 @@ def run_timed(cmd):
 
 def start_nginx(tmp):
     port = free_port()
+    # nginx's workers run as nobody: the temporary directory (0700) must let them in, or every
+    # answer is a 403 page (as it was before 2026-11-28: the throughput rounds then measured
+    # 403s, alike for the three tools).
+    os.chmod(tmp, 0o755)
     root = os.path.join(tmp, "www")
     os.makedirs(root)
     with open(os.path.join(root, "index.html"), "w") as f:

@@ -383,3 +383,120 @@ async fn a_config_bucket_owned_by_another_account_is_refused() {
         "{errors}"
     );
 }
+
+fn alarms_config(alarms: &str) -> String {
+    format!(
+        "targets: {{ t: {{ url: 'http://127.0.0.1:9' }} }}\nstages:\n  AfterAllowTraffic:\n    checks:\n      - name: no alarm firing\n        alarms: {alarms}\n"
+    )
+}
+
+fn alarm(name: &str, state: &str, composite: bool) -> (String, String, String, bool) {
+    (
+        name.into(),
+        state.into(),
+        format!("Threshold Crossed: {name}"),
+        composite,
+    )
+}
+
+#[tokio::test]
+async fn alarms_in_alarm_fail_with_their_reason_and_missing_ones_error() {
+    let store = Store {
+        alarms: vec![
+            alarm("payments-5xx", "OK", false),
+            alarm("payments-latency", "ALARM", false),
+            alarm("payments-health", "OK", true),
+            alarm("payments-new", "INSUFFICIENT_DATA", false),
+        ],
+        alarm_page_size: 1,
+        // The first CloudWatch answer is a throttle: retried.
+        throttle_first: 1,
+        ..Store::default()
+    };
+    let rig = Rig::start(store).await;
+
+    // A prefix, over several pages, composite alarms included: one fires.
+    let hook = rig.hook(&alarms_config("{ prefix: payments- }"));
+    let invocation = hook.invoke(EVENT).await;
+    let result = invocation.json();
+    assert_eq!(result["status"], "Failed", "{result:#}\n{}", hook.logs());
+    let check = &result["report"]["checks"][0];
+    assert_eq!(check["kind"], "alarms");
+    assert_eq!(check["outcome"], "failed");
+    assert_eq!(check["failures"].as_array().unwrap().len(), 1, "{check:#}");
+    assert_eq!(check["failures"][0]["what"], "alarm payments-latency");
+    assert_eq!(
+        check["failures"][0]["actual"],
+        "ALARM since 2026-11-18T11:06:40Z: Threshold Crossed: payments-latency"
+    );
+    let scopes: Vec<String> = rig.signed_scopes().into_iter().map(|(s, _)| s).collect();
+    assert!(scopes.iter().all(|s| s == "monitoring"), "{scopes:?}");
+    assert!(
+        scopes.len() >= 5,
+        "throttle retried, then four pages: {scopes:?}"
+    );
+    drop(hook);
+
+    // Named alarms that are fine pass; INSUFFICIENT_DATA passes unless told otherwise.
+    let hook = rig.hook(&alarms_config(
+        "{ names: [payments-5xx, payments-health, payments-new] }",
+    ));
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Succeeded", "{result:#}");
+    drop(hook);
+    let hook = rig.hook(&alarms_config(
+        "{ names: [payments-new], insufficient_data: fail }",
+    ));
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Failed", "{result:#}");
+    drop(hook);
+
+    // A typo is an error that names it, never a pass.
+    let hook = rig.hook(&alarms_config(
+        "{ names: [payments-5xx, payments-latnecy] }",
+    ));
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Failed", "{result:#}");
+    let check = &result["report"]["checks"][0];
+    assert_eq!(check["outcome"], "error");
+    assert!(
+        check["error"]
+            .as_str()
+            .unwrap()
+            .contains("payments-latnecy"),
+        "{check:#}"
+    );
+    drop(hook);
+    let hook = rig.hook(&alarms_config("{ prefix: billing- }"));
+    let result = hook.invoke(EVENT).await.json();
+    assert!(
+        result["report"]["checks"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no CloudWatch alarm's name starts with \"billing-\""),
+        "{result:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_denied_alarm_read_says_which_permission_is_missing() {
+    let store = Store {
+        alarms: vec![alarm("payments-5xx", "OK", false)],
+        ..Store::default()
+    };
+    let rig = Rig::start(store).await;
+    rig.aws
+        .store
+        .lock()
+        .unwrap()
+        .denied
+        .insert("payments-5xx".into());
+    let hook = rig.hook(&alarms_config("{ names: [payments-5xx] }"));
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Failed", "{result:#}");
+    let error = result["report"]["checks"][0]["error"].to_string();
+    assert!(
+        error.contains("cloudwatch:DescribeAlarms") && error.contains("EnableMetricChecks"),
+        "{error}"
+    );
+}

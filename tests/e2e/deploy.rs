@@ -60,6 +60,9 @@ fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
     assert!(template.contains("GREENLIGHT_CONFIG_BUCKET_OWNER"));
     // ECS may assume the hook role only for this account.
     assert!(template.contains("aws:SourceAccount"));
+    // Alarm reads only when asked for, on this account's alarms.
+    assert!(template.contains("EnableMetricChecks"));
+    assert!(template.contains("cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"));
 }
 
 #[test]

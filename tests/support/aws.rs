@@ -91,6 +91,10 @@ pub struct Store {
     pub bucket_owner: Option<String>,
     /// The `x-amz-expected-bucket-owner` of each GetObject, as sent.
     pub expected_owners: Vec<Option<String>>,
+    /// CloudWatch alarms: (name, state, reason, composite).
+    pub alarms: Vec<(String, String, String, bool)>,
+    /// Alarms per DescribeAlarms page (all on one page when 0).
+    pub alarm_page_size: usize,
 }
 
 /// The running fake.
@@ -129,6 +133,7 @@ impl FakeAws {
             ("AWS_ENDPOINT_URL_SSM", self.url()),
             ("AWS_ENDPOINT_URL_S3", self.url()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.url()),
+            ("AWS_ENDPOINT_URL_CLOUDWATCH", self.url()),
         ]
     }
 
@@ -222,6 +227,56 @@ async fn json_api(
                     .into_response(),
                 None => json_error("ResourceNotFoundException", "Secrets Manager can't find the specified secret."),
             }
+        }
+        "GraniteServiceVersion20100801.DescribeAlarms" => {
+            let names: Vec<&str> = request["AlarmNames"]
+                .as_array()
+                .map(|names| names.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let prefix = request["AlarmNamePrefix"].as_str();
+            store.requests.push((
+                "cloudwatch".into(),
+                prefix.map_or_else(|| names.join(","), |p| format!("{p}*")),
+            ));
+            if names.iter().any(|name| store.denied.contains(*name)) {
+                return json_error(
+                    "AccessDeniedException",
+                    "User is not authorized to perform: cloudwatch:DescribeAlarms",
+                );
+            }
+            let matching: Vec<&(String, String, String, bool)> = store
+                .alarms
+                .iter()
+                .filter(|(name, ..)| match prefix {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => names.contains(&name.as_str()),
+                })
+                .collect();
+            let start: usize = request["NextToken"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let size = if store.alarm_page_size == 0 {
+                matching.len().max(1)
+            } else {
+                store.alarm_page_size
+            };
+            let page = matching.iter().skip(start).take(size);
+            let as_json = |(name, state, reason, _): &(String, String, String, bool)| json!({"AlarmName": name, "StateValue": state, "StateReason": reason, "StateUpdatedTimestamp": 1_795_000_000.0});
+            let (composite, metric): (Vec<_>, Vec<_>) = page.partition(|(.., c)| *c);
+            let mut answer = json!({
+                "MetricAlarms": metric.into_iter().map(&as_json).collect::<Vec<_>>(),
+                "CompositeAlarms": composite.into_iter().map(&as_json).collect::<Vec<_>>(),
+            });
+            if start + size < matching.len() {
+                answer["NextToken"] = (start + size).to_string().into();
+            }
+            (
+                StatusCode::OK,
+                [("content-type", "application/x-amz-json-1.0")],
+                answer.to_string(),
+            )
+                .into_response()
         }
         other => json_error("UnknownOperationException", other),
     }

@@ -97,7 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             run_id,
         } => {
-            let aws = Aws::new();
+            let aws = Arc::new(Aws::new());
             let (config, source) = load(config, &aws).await?;
             config.stage(stage)?;
             let budget = Budget::fixed(config.defaults.budget.0);

@@ -270,7 +270,7 @@ where
 /// The whole life of a hook binary: logs, config and clients once, then the runtime loop.
 pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init_lambda();
-    let aws = crate::aws::Aws::new();
+    let aws = Arc::new(crate::aws::Aws::new());
     let suite = Suite::from_env(&aws).await;
     match &suite {
         Ok((suite, version)) => tracing::info!(

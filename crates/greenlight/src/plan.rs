@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::check::alarms::AlarmsCheck;
 use crate::check::http::Exchange;
 use crate::check::probe::{Judge, Limits, ProbeCheck};
 use crate::check::request::RequestTemplate;
@@ -154,6 +155,7 @@ fn plan_check(
                 cleanup: steps("cleanup", &scenario.cleanup, true)?,
             })
         }
+        Some(KindSpec::Alarms(alarms)) => CheckKind::Alarms(AlarmsCheck::new(alarms)),
         Some(KindSpec::Probe(probe)) => CheckKind::Probe(Box::new(plan_probe(
             &resolve,
             &spec.name,
@@ -165,7 +167,7 @@ fn plan_check(
                 path,
                 &spec.name,
                 "the check needs exactly one kind",
-                "add `http:`, `scenario:` or `probe:`",
+                "add `http:`, `scenario:`, `probe:` or `alarms:`",
             ));
         }
     };

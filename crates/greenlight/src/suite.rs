@@ -32,22 +32,28 @@ pub struct Suite {
     plans: Arc<Plans>,
     secrets: Arc<BTreeMap<String, String>>,
     redactor: Redactor,
+    aws: Arc<Aws>,
     progress: Option<Arc<dyn Progress>>,
 }
 
 impl Suite {
     /// Load `GREENLIGHT_CONFIG` from wherever it points, resolve its secrets, build the
     /// clients and the plans: what a cold start does once.
-    pub async fn from_env(aws: &Aws) -> Result<(Suite, String), ConfigError> {
+    pub async fn from_env(aws: &Arc<Aws>) -> Result<(Suite, String), ConfigError> {
         let loaded = crate::source::load_env(aws).await?;
         let suite = Suite::load(loaded.config, loaded.source, aws).await?;
         Ok((suite, loaded.version))
     }
 
     /// Resolve every secret (environment, Secrets Manager, SSM), build the clients and plans.
-    pub async fn load(config: Config, source: Source, aws: &Aws) -> Result<Suite, ConfigError> {
+    /// The same AWS access serves the checks that read CloudWatch.
+    pub async fn load(
+        config: Config,
+        source: Source,
+        aws: &Arc<Aws>,
+    ) -> Result<Suite, ConfigError> {
         let secrets = crate::source::secrets(&config, aws).await?;
-        Suite::with_secrets(config, source, secrets)
+        Suite::build(config, source, secrets, Arc::clone(aws))
     }
 
     /// Build a suite whose secrets all come from the environment (tests, and callers without
@@ -64,11 +70,21 @@ impl Suite {
         Plans::build(config, &targets).map(|_| ())
     }
 
-    /// Build a suite from a config and its secrets' values, resolved by the caller.
+    /// Build a suite from a config and its secrets' values, resolved by the caller (AWS
+    /// access for CloudWatch checks is loaded from the environment when first needed).
     pub fn with_secrets(
         config: Config,
         source: Source,
         secrets: BTreeMap<String, String>,
+    ) -> Result<Suite, ConfigError> {
+        Suite::build(config, source, secrets, Arc::new(Aws::new()))
+    }
+
+    fn build(
+        config: Config,
+        source: Source,
+        secrets: BTreeMap<String, String>,
+        aws: Arc<Aws>,
     ) -> Result<Suite, ConfigError> {
         let targets = build_targets(&config)?;
         let plans = Plans::build(&config, &targets)?;
@@ -80,6 +96,7 @@ impl Suite {
             plans: Arc::new(plans),
             secrets: Arc::new(secrets),
             redactor,
+            aws,
             progress: None,
         })
     }
@@ -128,6 +145,7 @@ impl Suite {
         let ctx = Arc::new(RunContext {
             vars: Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets),
             redactor: self.redactor.clone(),
+            aws: Arc::clone(&self.aws),
             progress: self.progress.clone(),
         });
         let checks = run_plan(plan, ctx, budget)

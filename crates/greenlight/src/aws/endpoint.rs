@@ -19,6 +19,8 @@ pub enum Service {
     SecretsManager,
     /// S3.
     S3,
+    /// CloudWatch (alarms, metrics).
+    CloudWatch,
 }
 
 impl Service {
@@ -28,6 +30,7 @@ impl Service {
             Service::Ssm => "ssm",
             Service::SecretsManager => "secretsmanager",
             Service::S3 => "s3",
+            Service::CloudWatch => "monitoring",
         }
     }
 
@@ -38,6 +41,7 @@ impl Service {
             Service::Ssm => "SSM",
             Service::SecretsManager => "Secrets Manager",
             Service::S3 => "S3",
+            Service::CloudWatch => "CloudWatch",
         }
     }
 
@@ -47,6 +51,7 @@ impl Service {
             Service::Ssm => "AWS_ENDPOINT_URL_SSM",
             Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
             Service::S3 => "AWS_ENDPOINT_URL_S3",
+            Service::CloudWatch => "AWS_ENDPOINT_URL_CLOUDWATCH",
         }
     }
 }
@@ -123,7 +128,7 @@ fn partition(region: &str) -> Partition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointError(pub String);
 
-/// The base URL of a JSON service (SSM, Secrets Manager): requests are `POST /`.
+/// The base URL of a JSON service (SSM, Secrets Manager, CloudWatch): requests are `POST /`.
 pub fn json_service(service: Service, resolve: &Resolve<'_>) -> Result<Url, EndpointError> {
     if let Some(configured) = resolve.configured.as_deref() {
         return parse_configured(service, configured);

@@ -66,6 +66,36 @@ struct Parameter {
     version: i64,
 }
 
+/// The most pages of alarms read for one check.
+const MAX_ALARM_PAGES: usize = 20;
+
+/// CloudWatch `DescribeAlarms`' answer (the fields read).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeAlarmsOutput {
+    #[serde(default)]
+    metric_alarms: Vec<AlarmState>,
+    #[serde(default)]
+    composite_alarms: Vec<AlarmState>,
+    next_token: Option<String>,
+}
+
+/// One alarm's state, as `DescribeAlarms` gives it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AlarmState {
+    /// The alarm's name.
+    pub alarm_name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state_value: String,
+    /// Why it is in that state, in CloudWatch's words.
+    #[serde(default)]
+    pub state_reason: String,
+    /// Since when (seconds since 1970).
+    #[serde(default)]
+    pub state_updated_timestamp: Option<f64>,
+}
+
 /// Secrets Manager `GetSecretValue`'s answer (the field read).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -169,6 +199,63 @@ impl Aws {
         Ok((reply.body.to_vec(), version))
     }
 
+    /// The state of CloudWatch alarms, metric and composite: those named (at most 100), or
+    /// those whose name starts with `prefix`. Every page is read.
+    pub async fn describe_alarms(
+        &self,
+        names: &[String],
+        prefix: Option<&str>,
+    ) -> Result<Vec<AlarmState>, AwsReadError> {
+        let what = match prefix {
+            Some(prefix) => format!("CloudWatch alarms named {prefix}*"),
+            None => "CloudWatch alarms".to_owned(),
+        };
+        let mut alarms = Vec::new();
+        let mut next_token: Option<String> = None;
+        // A bound on pages, so a service that keeps answering with a token cannot hold the hook.
+        for _ in 0..MAX_ALARM_PAGES {
+            let mut body = serde_json::json!({
+                "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
+                "MaxRecords": 100,
+            });
+            match prefix {
+                Some(prefix) => body["AlarmNamePrefix"] = prefix.into(),
+                None => body["AlarmNames"] = names.into(),
+            }
+            if let Some(token) = &next_token {
+                body["NextToken"] = token.as_str().into();
+            }
+            let reply = self
+                .json_call(
+                    Service::CloudWatch,
+                    "GraniteServiceVersion20100801.DescribeAlarms",
+                    body.to_string(),
+                    &what,
+                )
+                .await
+                .map_err(|failure| {
+                    read_error(
+                        failure,
+                        &what,
+                        "ResourceNotFound",
+                        "check the alarm names",
+                        "the function's role needs cloudwatch:DescribeAlarms (template parameter EnableMetricChecks)",
+                    )
+                })?;
+            let page: DescribeAlarmsOutput = parse_answer(&reply, &what)?;
+            alarms.extend(page.metric_alarms);
+            alarms.extend(page.composite_alarms);
+            next_token = page.next_token.filter(|token| !token.is_empty());
+            if next_token.is_none() {
+                return Ok(alarms);
+            }
+        }
+        Err(AwsReadError {
+            problem: format!("{what}: more than {MAX_ALARM_PAGES} pages of alarms"),
+            fix: "name the alarms, or use a narrower prefix".to_owned(),
+        })
+    }
+
     /// A Secrets Manager secret's string value.
     pub async fn secret_string(&self, id: &str) -> Result<String, AwsReadError> {
         let what = format!("secret {id}");
@@ -200,7 +287,8 @@ impl Aws {
         }
     }
 
-    /// An awsJson1_1 call: `POST /` with the operation in `X-Amz-Target`.
+    /// An awsJson call: `POST /` with the operation in `X-Amz-Target` (JSON 1.0 for
+    /// CloudWatch, 1.1 for the others).
     async fn json_call(
         &self,
         service: Service,
@@ -208,8 +296,12 @@ impl Aws {
         body: String,
         what: &str,
     ) -> Result<call::Reply, Failure> {
+        let content_type = match service {
+            Service::CloudWatch => "application/x-amz-json-1.0",
+            _ => "application/x-amz-json-1.1",
+        };
         let headers = vec![
-            ("content-type", "application/x-amz-json-1.1".to_owned()),
+            ("content-type", content_type.to_owned()),
             ("x-amz-target", target.to_owned()),
         ];
         self.request(

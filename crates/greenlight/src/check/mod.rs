@@ -1,6 +1,7 @@
 //! The check kinds. Each runs against a target and returns an [`Outcome`]; retries live here
 //! because they are the same for every kind.
 
+pub(crate) mod alarms;
 pub(crate) mod http;
 pub(crate) mod json;
 pub(crate) mod probe;
@@ -34,6 +35,8 @@ pub(crate) struct RunContext {
     pub vars: Vars,
     /// Knows the config's secrets; each check adds the credentials it renders and captures.
     pub redactor: Redactor,
+    /// AWS reads (CloudWatch), built once per cold start.
+    pub aws: Arc<crate::aws::Aws>,
     /// Where probes report progress (the CLI on a terminal); `None` in Lambda.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -70,6 +73,8 @@ pub(crate) enum CheckKind {
     Scenario(scenario::ScenarioCheck),
     /// Many requests, a latency histogram, optionally against a baseline.
     Probe(Box<probe::ProbeCheck>),
+    /// CloudWatch alarms that must not be firing.
+    Alarms(alarms::AlarmsCheck),
 }
 
 impl CheckKind {
@@ -79,6 +84,7 @@ impl CheckKind {
             CheckKind::Http(_) => "http",
             CheckKind::Scenario(_) => "scenario",
             CheckKind::Probe(_) => "probe",
+            CheckKind::Alarms(_) => "alarms",
         }
     }
 
@@ -88,6 +94,8 @@ impl CheckKind {
             CheckKind::Http(exchange) => exchange.request.timeout,
             CheckKind::Scenario(check) => check.worst_case(),
             CheckKind::Probe(check) => check.request.timeout,
+            // Two reads of CloudWatch, each bounded by the AWS read's own retries.
+            CheckKind::Alarms(_) => Duration::from_secs(30),
         }
     }
 
@@ -101,6 +109,7 @@ impl CheckKind {
             }
             CheckKind::Scenario(check) => check.run(ctx, &mut redactor, deadline).await.into(),
             CheckKind::Probe(check) => check.run(ctx, &mut redactor, deadline).await,
+            CheckKind::Alarms(check) => check.run(&ctx.aws).await.into(),
         };
         ran.outcome = ran.outcome.redacted(&redactor);
         ran

@@ -60,6 +60,8 @@ pub struct CheckSpec {
     pub scenario: Option<ScenarioSpec>,
     /// Many requests at a concurrency: latency percentiles, error rate, optional baseline.
     pub probe: Option<ProbeSpec>,
+    /// CloudWatch alarms that must not be firing.
+    pub alarms: Option<AlarmsSpec>,
 }
 
 fn yes() -> bool {
@@ -75,15 +77,18 @@ pub enum KindSpec<'a> {
     Scenario(&'a ScenarioSpec),
     /// `probe:`
     Probe(&'a ProbeSpec),
+    /// `alarms:`
+    Alarms(&'a AlarmsSpec),
 }
 
 impl CheckSpec {
     /// Its kind; `None` when it has none or several (which validation refuses).
     pub fn kind(&self) -> Option<KindSpec<'_>> {
-        match (&self.http, &self.scenario, &self.probe) {
-            (Some(http), None, None) => Some(KindSpec::Http(http)),
-            (None, Some(scenario), None) => Some(KindSpec::Scenario(scenario)),
-            (None, None, Some(probe)) => Some(KindSpec::Probe(probe)),
+        match (&self.http, &self.scenario, &self.probe, &self.alarms) {
+            (Some(http), None, None, None) => Some(KindSpec::Http(http)),
+            (None, Some(scenario), None, None) => Some(KindSpec::Scenario(scenario)),
+            (None, None, Some(probe), None) => Some(KindSpec::Probe(probe)),
+            (None, None, None, Some(alarms)) => Some(KindSpec::Alarms(alarms)),
             _ => None,
         }
     }
@@ -99,12 +104,13 @@ impl CheckSpec {
                 .map(HasRequest::request)
                 .collect(),
             Some(KindSpec::Probe(probe)) => vec![probe.request()],
-            None => Vec::new(),
+            Some(KindSpec::Alarms(_)) | None => Vec::new(),
         }
     }
 
-    /// How many times a failure is retried: scenarios and probes not unless they ask (a retry
-    /// would replay refunded payments, or double the load), `http` checks by `defaults.retries`.
+    /// How many times a failure is retried: scenarios, probes and alarms not unless they ask
+    /// (a retry would replay refunded payments, double the load, or wait out an alarm), `http`
+    /// checks by `defaults.retries`.
     pub fn retries(&self, default: u32) -> u32 {
         self.retries.unwrap_or(match self.kind() {
             Some(KindSpec::Http(_)) => default,
@@ -199,6 +205,37 @@ fn default_probe_concurrency() -> usize {
     DEFAULT_PROBE_CONCURRENCY
 }
 
+/// An `alarms` check: CloudWatch alarms (metric and composite) the team already keeps. One in
+/// `ALARM` fails the check with its name, reason and since when; a named alarm that does not
+/// exist is an error (a typo must not pass).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsSpec {
+    /// Alarms by name (at most 100), each of which must exist.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Every alarm whose name starts with this (at least one must).
+    pub prefix: Option<String>,
+    /// What an alarm with too little data counts as: `pass` (a fresh target group has none
+    /// yet) or `fail`.
+    #[serde(default)]
+    pub insufficient_data: InsufficientData,
+}
+
+/// How an alarm in `INSUFFICIENT_DATA` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InsufficientData {
+    /// As OK.
+    #[default]
+    Pass,
+    /// As firing.
+    Fail,
+}
+
+/// The most alarm names one `DescribeAlarms` call takes.
+pub const MAX_ALARM_NAMES: usize = 100;
+
 /// Statistical judges a probe can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum JudgeKind {
@@ -262,10 +299,14 @@ pub(crate) fn validate_stage(
             Some(KindSpec::Probe(probe)) => {
                 validate_probe(scope, &format!("{path}.probe"), probe)?;
             }
+            Some(KindSpec::Alarms(alarms)) => {
+                validate_alarms(&format!("{path}.alarms"), alarms)?;
+            }
             None => {
                 let kinds = usize::from(check.http.is_some())
                     + usize::from(check.scenario.is_some())
-                    + usize::from(check.probe.is_some());
+                    + usize::from(check.probe.is_some())
+                    + usize::from(check.alarms.is_some());
                 return Err(ConfigError::invalid(
                     path,
                     format!("{:?}", check.name),
@@ -274,7 +315,7 @@ pub(crate) fn validate_stage(
                     } else {
                         "the check has more than one kind"
                     },
-                    "give it exactly one kind key: `http:`, `scenario:` or `probe:`",
+                    "give it exactly one kind key: `http:`, `scenario:`, `probe:` or `alarms:`",
                 ));
             }
         }
@@ -325,6 +366,39 @@ fn validate_scenario(
             }
             known.extend(step.capture.keys().cloned());
         }
+    }
+    Ok(())
+}
+
+fn validate_alarms(path: &str, alarms: &AlarmsSpec) -> Result<(), ConfigError> {
+    if alarms.names.is_empty() && alarms.prefix.is_none() {
+        return Err(ConfigError::invalid(
+            path,
+            "{}",
+            "the check names no alarm",
+            "add `names: [payments-5xx]` and/or `prefix: payments-`",
+        ));
+    }
+    if alarms.names.len() > MAX_ALARM_NAMES {
+        return Err(ConfigError::invalid(
+            format!("{path}.names"),
+            alarms.names.len(),
+            "too many names for one check",
+            format!("use at most {MAX_ALARM_NAMES}, or a prefix"),
+        ));
+    }
+    if let Some(blank) = alarms
+        .names
+        .iter()
+        .chain(&alarms.prefix)
+        .find(|name| name.trim().is_empty())
+    {
+        return Err(ConfigError::invalid(
+            path,
+            format!("{blank:?}"),
+            "an empty alarm name or prefix",
+            "write the alarm's name as CloudWatch shows it",
+        ));
     }
     Ok(())
 }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use self::checks::{
-    CheckSpec, HttpSpec, JudgeKind, KindSpec, ProbeSpec, ScenarioSpec, StageConfig, StepSpec,
+    AlarmsSpec, CheckSpec, HttpSpec, InsufficientData, JudgeKind, KindSpec, ProbeSpec,
+    ScenarioSpec, StageConfig, StepSpec,
 };
 pub use self::request::{Expect, HasRequest, RequestFields};
 pub use self::types::{
