@@ -500,3 +500,254 @@ async fn a_denied_alarm_read_says_which_permission_is_missing() {
         "{error}"
     );
 }
+
+/// The examples of the metric checks, as the users' contract writes them.
+const METRIC_SUITE: &str = r#"
+deployment:
+  load_balancer: app/payments-alb/50dc6c495c0c9188
+  target_groups:
+    - targetgroup/payments-a/73e2d6bc24d8a067
+    - targetgroup/payments-b/2453ed029918f21f
+targets: { t: { url: "http://127.0.0.1:9" } }
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: green 5xx no worse than blue
+        metric:
+          namespace: AWS/ApplicationELB
+          metric_name: HTTPCode_Target_5XX_Count
+          dimensions: { LoadBalancer: "{{load_balancer}}", TargetGroup: "{{green_target_group}}" }
+          stat: Sum                 # any CloudWatch statistic: Sum, Average, Maximum, p99, tm90, ...
+          period: 60s
+          window: 10m               # the last 10 minutes
+          reduce: sum               # how the window's datapoints combine: sum, avg, max, min, last
+          max: 20                   # bounds on the reduced value (max and/or min)
+          no_data: zero             # no datapoints: fail (default), pass, or zero (count metrics)
+          baseline:                 # optional: the same query with these dimensions replaced
+            dimensions: { TargetGroup: "{{blue_target_group}}" }
+          max_regression: 0.5       # green ≤ blue × 1.5 ...
+          min_regression: 5         # ... unless they differ by less than this (absolute)
+      - name: green p99 latency
+        metric:
+          namespace: AWS/ApplicationELB
+          metric_name: TargetResponseTime
+          dimensions: { LoadBalancer: "{{load_balancer}}", TargetGroup: "{{green_target_group}}" }
+          stat: p99
+          period: 60s
+          window: 5m
+          reduce: max
+          max: 0.5
+      - name: green 5xx rate
+        metric:
+          expression: "100 * errors / requests"
+          queries:
+            errors: { namespace: AWS/ApplicationELB, metric_name: HTTPCode_Target_5XX_Count, stat: Sum, dimensions: { TargetGroup: "{{green_target_group}}" } }
+            requests: { namespace: AWS/ApplicationELB, metric_name: RequestCount, stat: Sum, dimensions: { TargetGroup: "{{green_target_group}}" } }
+          window: 5m
+          reduce: max
+          max: 1
+"#;
+
+const GREEN_TG: &str = "targetgroup/payments-b/2453ed029918f21f";
+const BLUE_TG: &str = "targetgroup/payments-a/73e2d6bc24d8a067";
+
+fn metrics(entries: &[(&str, &str, &[f64])]) -> std::collections::BTreeMap<String, Vec<f64>> {
+    entries
+        .iter()
+        .map(|(metric, tg, values)| {
+            let stat = match *metric {
+                "TargetResponseTime" => "p99",
+                _ => "Sum",
+            };
+            (format!("{metric}|{stat}|{tg}"), values.to_vec())
+        })
+        .collect()
+}
+
+fn outcomes(result: &Value) -> Vec<(String, String)> {
+    result["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metric_checks_judge_green_against_blue_from_cloudwatch() {
+    let rig = Rig::start(Store::default()).await;
+    rig.codedeploy
+        .deployment("d-AWS", "payments-b", "payments-a");
+    let set = |entries: &[(&str, &str, &[f64])], throttle: usize| {
+        let mut store = rig.aws.store.lock().unwrap();
+        store.metrics = metrics(entries);
+        store.throttle_first = throttle;
+    };
+
+    // A healthy green: as many 5xx as blue, fast, a low error rate. The first read is
+    // throttled and retried.
+    set(
+        &[
+            ("HTTPCode_Target_5XX_Count", GREEN_TG, &[1.0, 2.0, 1.0]),
+            ("HTTPCode_Target_5XX_Count", BLUE_TG, &[2.0, 2.0]),
+            ("TargetResponseTime", GREEN_TG, &[0.2, 0.31]),
+            ("RequestCount", GREEN_TG, &[400.0, 500.0]),
+        ],
+        1,
+    );
+    let hook = rig.hook(METRIC_SUITE);
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Succeeded", "{result:#}\n{}", hook.logs());
+    let first = &result["report"]["checks"][0]["metric"];
+    assert_eq!(first["green"]["value"], 4.0, "{first:#}");
+    assert_eq!(first["blue"]["value"], 4.0, "{first:#}");
+    assert_eq!(first["green"]["datapoints"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        first["bound"],
+        "at most 20, at most blue × 1.5 unless within 5 of it"
+    );
+    // One GetMetricData call per check carries both sides; discovery asked CodeDeploy.
+    let requests = rig.aws.store.lock().unwrap().metric_requests.clone();
+    let ids: Vec<Vec<String>> = requests
+        .iter()
+        .map(|r| {
+            r["MetricDataQueries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|q| q["Id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
+    assert!(
+        ids.contains(&vec!["green".to_owned(), "blue".to_owned()]),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&vec![
+            "errors".to_owned(),
+            "requests".to_owned(),
+            "green".to_owned()
+        ]),
+        "{ids:?}"
+    );
+    let five_xx = requests
+        .iter()
+        .find(|r| {
+            r["MetricDataQueries"][0]["MetricStat"]["Metric"]["MetricName"]
+                == "HTTPCode_Target_5XX_Count"
+                && r["MetricDataQueries"].as_array().unwrap().len() == 2
+        })
+        .unwrap();
+    assert_eq!(
+        five_xx["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"],
+        serde_json::json!([{"Name": "LoadBalancer", "Value": "app/payments-alb/50dc6c495c0c9188"}, {"Name": "TargetGroup", "Value": GREEN_TG}])
+    );
+    assert_eq!(
+        five_xx["MetricDataQueries"][1]["MetricStat"]["Metric"]["Dimensions"][1]["Value"],
+        BLUE_TG
+    );
+    assert!(
+        rig.codedeploy
+            .lookups()
+            .contains(&"GetDeploymentTarget".to_owned())
+    );
+    assert_eq!(rig.codedeploy.calls().len(), 1, "exactly one status report");
+    drop(hook);
+
+    // A broken green: 25 errors against blue's 4, slow, a 5 % error rate.
+    set(
+        &[
+            ("HTTPCode_Target_5XX_Count", GREEN_TG, &[10.0, 15.0]),
+            ("HTTPCode_Target_5XX_Count", BLUE_TG, &[4.0]),
+            ("TargetResponseTime", GREEN_TG, &[0.2, 0.9]),
+            ("RequestCount", GREEN_TG, &[300.0, 300.0]),
+        ],
+        0,
+    );
+    let hook = rig.hook(METRIC_SUITE);
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Failed", "{result:#}");
+    assert_eq!(
+        outcomes(&result),
+        [
+            (
+                "green 5xx no worse than blue".to_owned(),
+                "failed".to_owned()
+            ),
+            ("green p99 latency".to_owned(), "failed".to_owned()),
+            ("green 5xx rate".to_owned(), "failed".to_owned()),
+        ]
+    );
+    let message = result["report"]["checks"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("green: expected at most 20, got 25 (sum of 2 datapoints)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("green against blue: expected at most 6 (blue 4 × 1.5"),
+        "{message}"
+    );
+    drop(hook);
+
+    // No datapoints at all: a count metric with no_data: zero passes, latency fails (default).
+    set(&[], 0);
+    let hook = rig.hook(METRIC_SUITE);
+    let result = hook.invoke(EVENT).await.json();
+    let outcomes = outcomes(&result);
+    assert_eq!(outcomes[0].1, "passed", "{result:#}");
+    assert_eq!(outcomes[1].1, "failed", "{result:#}");
+    assert!(
+        result["report"]["checks"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("green datapoints: expected at least one in the last 5m"),
+        "{result:#}"
+    );
+}
+
+#[tokio::test]
+async fn when_green_cannot_be_found_metric_checks_error_with_the_fix() {
+    let rig = Rig::start(Store::default()).await;
+    // The deployment's task sets name a target group the config does not list.
+    rig.codedeploy.deployment("d-AWS", "orders-b", "orders-a");
+    let hook = rig.hook(METRIC_SUITE);
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Failed", "{result:#}");
+    let check = &result["report"]["checks"][0];
+    assert_eq!(check["outcome"], "error", "{check:#}");
+    let error = check["error"].as_str().unwrap();
+    assert!(
+        error.contains("is unknown")
+            && error.contains("\"orders-b\" is neither of deployment.target_groups"),
+        "{error}"
+    );
+    assert!(
+        rig.aws.store.lock().unwrap().metric_requests.is_empty(),
+        "nothing was guessed"
+    );
+    drop(hook);
+
+    // The role may not ask CodeDeploy.
+    rig.codedeploy.deny_target_calls();
+    let hook = rig.hook(METRIC_SUITE);
+    let result = hook.invoke(EVENT).await.json();
+    let error = result["report"]["checks"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("AccessDenied") && error.contains("codedeploy:ListDeploymentTargets"),
+        "{error}"
+    );
+    assert_eq!(
+        rig.codedeploy.calls().len(),
+        2,
+        "still exactly one report per invocation"
+    );
+}

@@ -239,3 +239,64 @@ stages:
         assert_no_form(secret, &String::from_utf8_lossy(&out.stderr), "stderr");
     }
 }
+
+#[tokio::test]
+async fn the_cli_is_told_which_target_group_is_green() {
+    use greenlight_e2e::aws::{FakeAws, Store};
+    let store = Store {
+        metrics: [(
+            "HTTPCode_Target_5XX_Count|Sum|targetgroup/payments-b/2".to_owned(),
+            vec![1.0, 0.0],
+        )]
+        .into(),
+        ..Store::default()
+    };
+    let cloudwatch = FakeAws::start(store).await;
+    let file = config_file(
+        r#"
+deployment: { load_balancer: app/alb/1, target_groups: [targetgroup/payments-a/1, targetgroup/payments-b/2] }
+targets: { t: { url: "http://127.0.0.1:9" } }
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: green 5xx
+        metric:
+          namespace: AWS/ApplicationELB
+          metric_name: HTTPCode_Target_5XX_Count
+          dimensions: { TargetGroup: "{{green_target_group}}" }
+          stat: Sum
+          window: 5m
+          reduce: sum
+          max: 3
+"#,
+    );
+    let path = file.path().to_str().unwrap();
+    let mut env: Vec<(&str, String)> = greenlight_e2e::AWS_TEST_ENV
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.url()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = ["check", "-c", path, "-s", "AfterAllowTraffic", "-f", "json"];
+    // Not told: an error that says how to tell it, and nothing is read.
+    let out = greenlight(&args, &env).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["checks"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--green-target-group"),
+        "{report:#}"
+    );
+    // Told, by name: green's datapoints are judged.
+    let mut told = args.to_vec();
+    told.extend(["--green-target-group", "payments-b"]);
+    let out = greenlight(&told, &env).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["checks"][0]["metric"]["green"]["value"], 1.0,
+        "{report:#}"
+    );
+}

@@ -41,15 +41,19 @@ fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
     assert!(
         template.contains("deploymentgroup:${CodeDeployApplication}/${CodeDeployDeploymentGroup}")
     );
-    // The one statement on "*" is EC2's Describe calls (they take no resource), only in a VPC.
+    // Statements on "*" are only for actions that take no resource: EC2's Describe calls (in a
+    // VPC) and CloudWatch's GetMetricData (with metric checks on).
     let lines: Vec<&str> = template.lines().collect();
-    let wildcards: Vec<usize> = (0..lines.len())
+    let wildcards: Vec<&str> = (0..lines.len())
         .filter(|&i| lines[i].trim() == "Resource: \"*\"")
+        .map(|i| lines[i - 1].trim())
         .collect();
-    assert_eq!(wildcards.len(), 1, "{wildcards:?}");
     assert_eq!(
-        lines[wildcards[0] - 1].trim(),
-        "Action: [ec2:DescribeNetworkInterfaces, ec2:DescribeSubnets]"
+        wildcards,
+        [
+            "Action: cloudwatch:GetMetricData",
+            "Action: [ec2:DescribeNetworkInterfaces, ec2:DescribeSubnets]"
+        ]
     );
     // The managed VPC role (logs:* on *) is gone; ENI permissions are inline.
     assert!(!template.contains("AWSLambdaVPCAccessExecutionRole\""));

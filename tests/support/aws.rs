@@ -95,6 +95,11 @@ pub struct Store {
     pub alarms: Vec<(String, String, String, bool)>,
     /// Alarms per DescribeAlarms page (all on one page when 0).
     pub alarm_page_size: usize,
+    /// CloudWatch datapoints: `METRIC|STAT|TARGET_GROUP` → one value per period, oldest
+    /// first, ending at the query's end time (a metric with no entry has no datapoints).
+    pub metrics: BTreeMap<String, Vec<f64>>,
+    /// Every GetMetricData request body, as sent.
+    pub metric_requests: Vec<Value>,
 }
 
 /// The running fake.
@@ -278,6 +283,61 @@ async fn json_api(
             )
                 .into_response()
         }
+        "GraniteServiceVersion20100801.GetMetricData" => {
+            store
+                .requests
+                .push(("cloudwatch".into(), "GetMetricData".into()));
+            store.metric_requests.push(request.clone());
+            let start = request["StartTime"].as_f64().unwrap_or(0.0);
+            let end = request["EndTime"].as_f64().unwrap_or(0.0);
+            let queries = request["MetricDataQueries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+            let mut results = Vec::new();
+            for query in &queries {
+                let id = query["Id"].as_str().unwrap_or_default().to_owned();
+                let points = if let Some(stat) = query.get("MetricStat") {
+                    let metric = &stat["Metric"];
+                    let target_group = metric["Dimensions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|d| d["Name"] == "TargetGroup")
+                        .and_then(|d| d["Value"].as_str())
+                        .unwrap_or("-");
+                    let key = format!(
+                        "{}|{}|{}",
+                        metric["MetricName"].as_str().unwrap_or_default(),
+                        stat["Stat"].as_str().unwrap_or_default(),
+                        target_group
+                    );
+                    let period = stat["Period"].as_f64().unwrap_or(60.0);
+                    let values = store.metrics.get(&key).cloned().unwrap_or_default();
+                    let n = values.len() as f64;
+                    values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (end - period * (n - i as f64), v))
+                        .filter(|(at, _)| *at >= start)
+                        .collect()
+                } else {
+                    evaluate(query["Expression"].as_str().unwrap_or_default(), &series)
+                };
+                series.insert(id.clone(), points.clone());
+                if query["ReturnData"].as_bool().unwrap_or(true) {
+                    let (timestamps, values): (Vec<f64>, Vec<f64>) = points.into_iter().unzip();
+                    results.push(json!({"Id": id, "Label": id, "Timestamps": timestamps, "Values": values, "StatusCode": "Complete"}));
+                }
+            }
+            (
+                StatusCode::OK,
+                [("content-type", "application/x-amz-json-1.0")],
+                json!({"MetricDataResults": results, "Messages": []}).to_string(),
+            )
+                .into_response()
+        }
         other => json_error("UnknownOperationException", other),
     }
 }
@@ -339,5 +399,100 @@ async fn s3_get(
         )
             .into_response(),
         None => s3_error(StatusCode::NOT_FOUND, "NoSuchKey"),
+    }
+}
+
+/// Metric math, as much as the tests use: numbers, query ids, `+ - * /` and parentheses,
+/// evaluated datapoint by datapoint over the timestamps the series share.
+fn evaluate(expression: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<(f64, f64)> {
+    let tokens: Vec<String> = {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        for c in expression.chars() {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                word.push(c);
+            } else {
+                if !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+                if !c.is_whitespace() {
+                    out.push(c.to_string());
+                }
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+        out
+    };
+    let times: Vec<f64> = series
+        .values()
+        .flat_map(|points| points.iter().map(|(at, _)| *at))
+        .fold(Vec::new(), |mut all, at| {
+            if !all.contains(&at) {
+                all.push(at);
+            }
+            all
+        });
+    let mut out = Vec::new();
+    for at in times {
+        let value_of = |name: &str| -> Option<f64> {
+            name.parse::<f64>().ok().or_else(|| {
+                series
+                    .get(name)
+                    .and_then(|points| points.iter().find(|(t, _)| *t == at).map(|(_, v)| *v))
+            })
+        };
+        let mut position = 0;
+        if let Some(value) = expr(&tokens, &mut position, &value_of)
+            && value.is_finite()
+        {
+            out.push((at, value));
+        }
+    }
+    out
+}
+
+fn expr(tokens: &[String], at: &mut usize, value_of: &dyn Fn(&str) -> Option<f64>) -> Option<f64> {
+    let mut left = term(tokens, at, value_of)?;
+    while let Some(op) = tokens.get(*at).filter(|t| *t == "+" || *t == "-").cloned() {
+        *at += 1;
+        let right = term(tokens, at, value_of)?;
+        left = if op == "+" {
+            left + right
+        } else {
+            left - right
+        };
+    }
+    Some(left)
+}
+
+fn term(tokens: &[String], at: &mut usize, value_of: &dyn Fn(&str) -> Option<f64>) -> Option<f64> {
+    let mut left = factor(tokens, at, value_of)?;
+    while let Some(op) = tokens.get(*at).filter(|t| *t == "*" || *t == "/").cloned() {
+        *at += 1;
+        let right = factor(tokens, at, value_of)?;
+        left = if op == "*" {
+            left * right
+        } else {
+            left / right
+        };
+    }
+    Some(left)
+}
+
+fn factor(
+    tokens: &[String],
+    at: &mut usize,
+    value_of: &dyn Fn(&str) -> Option<f64>,
+) -> Option<f64> {
+    let token = tokens.get(*at)?.clone();
+    *at += 1;
+    if token == "(" {
+        let value = expr(tokens, at, value_of)?;
+        *at += 1;
+        Some(value)
+    } else {
+        value_of(&token)
     }
 }

@@ -54,6 +54,12 @@ impl Call {
 
 #[derive(Default)]
 struct Inner {
+    /// Deployment id → green's target group name, for ListDeploymentTargets/GetDeploymentTarget.
+    green: Mutex<std::collections::HashMap<String, String>>,
+    /// Deny the two target calls.
+    deny_targets: Mutex<bool>,
+    /// The target calls seen (operation names), apart from the status reports.
+    lookups: Mutex<Vec<String>>,
     script: Mutex<VecDeque<Fault>>,
     always: Mutex<Option<Fault>>,
     calls: Mutex<Vec<Call>>,
@@ -108,6 +114,26 @@ impl FakeCodeDeploy {
         self.inner.script.lock().unwrap().extend(faults);
     }
 
+    /// Make `deployment` an ECS deployment whose task set labelled Green sits in the target
+    /// group named `green` (and Blue in `blue`).
+    pub fn deployment(&self, deployment: &str, green: &str, blue: &str) {
+        self.inner
+            .green
+            .lock()
+            .unwrap()
+            .insert(deployment.to_owned(), format!("{green}|{blue}"));
+    }
+
+    /// Refuse ListDeploymentTargets and GetDeploymentTarget (a missing IAM permission).
+    pub fn deny_target_calls(&self) {
+        *self.inner.deny_targets.lock().unwrap() = true;
+    }
+
+    /// The target calls (ListDeploymentTargets, GetDeploymentTarget) seen so far.
+    pub fn lookups(&self) -> Vec<String> {
+        self.inner.lookups.lock().unwrap().clone()
+    }
+
     /// Answer every call with this fault.
     pub fn always(&self, fault: Fault) {
         *self.inner.always.lock().unwrap() = Some(fault);
@@ -147,6 +173,13 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     let content_type = header("content-type");
     let authorization = header("authorization");
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(operation) = target
+        .as_deref()
+        .and_then(|t| t.strip_prefix("CodeDeploy_20141006."))
+        .filter(|op| matches!(*op, "ListDeploymentTargets" | "GetDeploymentTarget"))
+    {
+        return deployment_target(&inner, operation, &parsed);
+    }
 
     let answer: Result<Value, (StatusCode, String, Value)> = (|| {
         if target.as_deref() != Some(TARGET) {
@@ -270,4 +303,50 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         serde_json::to_string(&body).unwrap(),
     )
         .into_response()
+}
+
+/// `ListDeploymentTargets` and `GetDeploymentTarget` of an ECS deployment: one target, two task
+/// sets labelled Blue and Green with their target groups.
+fn deployment_target(inner: &Inner, operation: &str, request: &Value) -> Response {
+    inner.lookups.lock().unwrap().push(operation.to_owned());
+    let answer = |status: StatusCode, body: Value| {
+        (status, [("content-type", CONTENT_TYPE)], body.to_string()).into_response()
+    };
+    if *inner.deny_targets.lock().unwrap() {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            json!({"__type": "AccessDeniedException", "message": format!("User is not authorized to perform: codedeploy:{operation}")}),
+        );
+    }
+    let deployment = request["deploymentId"].as_str().unwrap_or_default();
+    let Some(groups) = inner.green.lock().unwrap().get(deployment).cloned() else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            json!({"__type": "DeploymentDoesNotExistException", "message": format!("Deployment {deployment} does not exist")}),
+        );
+    };
+    let (green, blue) = groups.split_once('|').unwrap_or_default();
+    match operation {
+        "ListDeploymentTargets" => answer(
+            StatusCode::OK,
+            json!({"targetIds": ["payments:payments-api"]}),
+        ),
+        _ => answer(
+            StatusCode::OK,
+            json!({"deploymentTarget": {
+                "deploymentTargetType": "ECSTarget",
+                "ecsTarget": {
+                    "deploymentId": deployment,
+                    "targetId": "payments:payments-api",
+                    "status": "InProgress",
+                    "taskSetsInfo": [
+                        {"identifer": "ecs-svc/1", "status": "PRIMARY", "trafficWeight": 100.0,
+                         "targetGroup": {"name": blue}, "taskSetLabel": "Blue"},
+                        {"identifer": "ecs-svc/2", "status": "ACTIVE", "trafficWeight": 0.0,
+                         "targetGroup": {"name": green}, "taskSetLabel": "Green"}
+                    ]
+                }
+            }}),
+        ),
+    }
 }

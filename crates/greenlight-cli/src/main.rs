@@ -47,6 +47,10 @@ enum Command {
         /// Run id for this run (idempotency keys derive from it); random-ish when absent.
         #[arg(long)]
         run_id: Option<String>,
+        /// Which of deployment.target_groups is green now (its name, targetgroup/NAME/ID or ARN),
+        /// for metric checks that use {{green_target_group}}.
+        #[arg(long, env = "GREENLIGHT_GREEN_TARGET_GROUP")]
+        green_target_group: Option<String>,
     },
     /// Check a config's shape offline: parse, validate and plan every stage. Sends nothing
     /// and reads no secret (their sources are checked when the hook or `check` starts).
@@ -96,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stage,
             format,
             run_id,
+            green_target_group,
         } => {
             let aws = Arc::new(Aws::new());
             let (config, source) = load(config, &aws).await?;
@@ -105,7 +110,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?
                 .with_progress(Arc::new(TerminalProgress::new()));
             let run_id = run_id.unwrap_or_else(fresh_run_id);
-            let report = suite.run_stage(stage, budget.checks, run_id, None).await;
+            let target_groups = match (&suite.config.deployment, green_target_group) {
+                (Some(spec), Some(green)) => Some(greenlight::discovery::resolve(spec, &green)),
+                (Some(_), None) if suite.needs_target_groups(stage) => Some(Err(
+                    "the CLI cannot ask a deployment which target group is green: pass \
+                     --green-target-group NAME (or set GREENLIGHT_GREEN_TARGET_GROUP)"
+                        .to_owned(),
+                )),
+                _ => None,
+            };
+            let report = suite
+                .run_stage_for(stage, budget.checks, run_id, None, target_groups)
+                .await;
             match format {
                 Format::Text => print!("{}", text::render(&report)),
                 Format::Json => println!(

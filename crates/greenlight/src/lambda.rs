@@ -99,8 +99,25 @@ impl<S: StatusSink> Hook<S> {
             run_id = %event.run_id(),
             "hook invoked by CodeDeploy"
         );
+        let target_groups = match self.target_groups_needed() {
+            Some(spec) => Some(
+                self.sink
+                    .green_target_group(&event.deployment_id)
+                    .await
+                    .and_then(|green| crate::discovery::resolve(&spec, &green)),
+            ),
+            None => None,
+        };
+        if let Some(Err(why)) = &target_groups {
+            tracing::warn!(stage = %self.stage, deployment_id = %event.deployment_id, error = %why, "green's target group not found");
+        }
         let report = self
-            .stage_report(event.run_id(), event.deployment_id.clone(), deadline_ms)
+            .stage_report(
+                event.run_id(),
+                event.deployment_id.clone(),
+                deadline_ms,
+                target_groups,
+            )
             .await;
         match self.sink.put(&event, report.verdict).await {
             Ok(delivery) => {
@@ -149,7 +166,15 @@ impl<S: StatusSink> Hook<S> {
         );
         let report = match Stage::from_ecs_name(&event.lifecycle_stage) {
             Some(stage) if stage == self.stage => {
-                self.stage_report(event.run_id(), deployment_id, deadline_ms)
+                // Which of the pair is green is not read from ECS yet: a check that needs it
+                // errors with this reason instead of guessing.
+                let target_groups = self.target_groups_needed().map(|_| {
+                    Err("finding green's target group in an ECS-native hook \
+                         (DescribeServiceRevisions) is not built yet; use metric checks with \
+                         CodeDeploy hooks, or alarms checks"
+                        .to_owned())
+                });
+                self.stage_report(event.run_id(), deployment_id, deadline_ms, target_groups)
                     .await
             }
             other => {
@@ -186,11 +211,21 @@ impl<S: StatusSink> Hook<S> {
 
     /// Run this function's stage under the invocation's budget, whatever the config's state,
     /// and log the result. Never fails: every problem is in the (failed) report.
+    /// The deployment's target groups, when a check of this stage needs green's.
+    fn target_groups_needed(&self) -> Option<crate::config::DeploymentSpec> {
+        let suite = self.suite.as_ref().ok()?;
+        suite
+            .needs_target_groups(self.stage)
+            .then(|| suite.config.deployment.clone())
+            .flatten()
+    }
+
     async fn stage_report(
         &self,
         run_id: String,
         deployment_id: String,
         deadline_ms: u64,
+        target_groups: Option<Result<crate::discovery::TargetGroups, String>>,
     ) -> StageReport {
         let budget = Budget::from_deadline(
             deadline_ms,
@@ -221,8 +256,11 @@ impl<S: StatusSink> Hook<S> {
                 let suite = Arc::clone(suite);
                 let (stage, id, checks) = (self.stage, run_id.clone(), budget.checks);
                 let deployment = Some(deployment_id.clone());
-                let evaluation =
-                    async move { suite.run_stage(stage, checks, id, deployment).await };
+                let evaluation = async move {
+                    suite
+                        .run_stage_for(stage, checks, id, deployment, target_groups)
+                        .await
+                };
                 evaluate(self.stage, &run_id, budget, evaluation).await
             }
             Err(config_error) => {

@@ -13,6 +13,7 @@ pub(crate) mod check;
 pub(crate) mod client;
 pub mod config;
 pub(crate) mod conn;
+pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod lambda;

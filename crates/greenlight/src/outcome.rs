@@ -197,6 +197,29 @@ pub struct ProbeStats {
     pub judgment: Option<JudgeStats>,
 }
 
+/// One side of a metric check: the datapoints judged and what they reduced to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricSide {
+    /// (time, value), oldest first.
+    pub datapoints: Vec<(String, f64)>,
+    /// The reduced value; none without datapoints.
+    pub value: Option<f64>,
+}
+
+/// A metric check's figures: both sides' datapoints, the reduced values and the bound.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricFigures {
+    /// How the datapoints were combined: `sum`, `avg`, `max`, `min`, `last`.
+    pub reduce: &'static str,
+    /// Green's side.
+    pub green: MetricSide,
+    /// Blue's side, with a baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blue: Option<MetricSide>,
+    /// What the reduced value was held to.
+    pub bound: String,
+}
+
 /// What one run of a check produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ran {
@@ -204,6 +227,8 @@ pub struct Ran {
     pub outcome: Outcome,
     /// A probe's figures.
     pub stats: Option<ProbeStats>,
+    /// A metric check's figures.
+    pub metric: Option<MetricFigures>,
 }
 
 impl From<Outcome> for Ran {
@@ -211,6 +236,7 @@ impl From<Outcome> for Ran {
         Ran {
             outcome,
             stats: None,
+            metric: None,
         }
     }
 }
@@ -237,6 +263,9 @@ pub struct CheckResult {
     /// A probe's latency figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<ProbeStats>,
+    /// A metric check's datapoints, reduced values and bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricFigures>,
 }
 
 impl CheckResult {
@@ -259,12 +288,14 @@ impl CheckResult {
             attempts,
             message,
             stats: None,
+            metric: None,
         }
     }
 
-    /// Attach a probe's figures.
-    pub(crate) fn with_stats(mut self, stats: Option<ProbeStats>) -> Self {
-        self.stats = stats;
+    /// Attach what the run measured: a probe's or a metric check's figures.
+    pub(crate) fn with_figures(mut self, ran: &mut Ran) -> Self {
+        self.stats = ran.stats.take();
+        self.metric = ran.metric.take();
         self
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::check::alarms::AlarmsCheck;
 use crate::check::http::Exchange;
+use crate::check::metric::MetricCheck;
 use crate::check::probe::{Judge, Limits, ProbeCheck};
 use crate::check::request::RequestTemplate;
 use crate::check::scenario::{ScenarioCheck, Step};
@@ -156,6 +157,9 @@ fn plan_check(
             })
         }
         Some(KindSpec::Alarms(alarms)) => CheckKind::Alarms(AlarmsCheck::new(alarms)),
+        Some(KindSpec::Metric(metric)) => CheckKind::Metric(Box::new(MetricCheck {
+            spec: metric.clone(),
+        })),
         Some(KindSpec::Probe(probe)) => CheckKind::Probe(Box::new(plan_probe(
             &resolve,
             &spec.name,
@@ -167,7 +171,7 @@ fn plan_check(
                 path,
                 &spec.name,
                 "the check needs exactly one kind",
-                "add `http:`, `scenario:`, `probe:` or `alarms:`",
+                "add `http:`, `scenario:`, `probe:`, `metric:` or `alarms:`",
             ));
         }
     };

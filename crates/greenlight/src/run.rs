@@ -81,7 +81,7 @@ pub(crate) async fn run_jobs(
     let mut results: Vec<Option<CheckResult>> = vec![None; meta.len()];
     loop {
         match tokio::time::timeout_at(deadline, set.join_next_with_id()).await {
-            Ok(Some(Ok((id, (ran, attempts, took))))) => {
+            Ok(Some(Ok((id, (mut ran, attempts, took))))) => {
                 if let Some(&index) = index_of.get(&id) {
                     let (name, kind, required) = &meta[index];
                     results[index] = Some(
@@ -89,11 +89,11 @@ pub(crate) async fn run_jobs(
                             name.clone(),
                             kind,
                             *required,
-                            ran.outcome,
+                            ran.outcome.clone(),
                             took,
                             attempts,
                         )
-                        .with_stats(ran.stats),
+                        .with_figures(&mut ran),
                     );
                 }
             }

@@ -12,6 +12,7 @@ use crate::aws::Aws;
 use crate::check::{Progress, RunContext};
 use crate::client::{BodyBudget, TargetSettings, Targets};
 use crate::config::Config;
+use crate::discovery::TargetGroups;
 use crate::error::ConfigError;
 use crate::plan::Plans;
 use crate::redact::Redactor;
@@ -101,6 +102,26 @@ impl Suite {
         })
     }
 
+    /// Whether any check of `stage` uses the deployment's target groups (so this run must find
+    /// green's).
+    pub fn needs_target_groups(&self, stage: Stage) -> bool {
+        self.config.deployment.is_some()
+            && self.config.stages.get(stage).is_some_and(|stage| {
+                stage.checks.iter().any(|check| {
+                    check.metric.as_ref().is_some_and(|metric| {
+                        metric.templates().iter().any(|(_, text)| {
+                            crate::template::variables(text).is_ok_and(|used| {
+                                used.iter().any(|name| {
+                                    crate::config::metric::DEPLOYMENT_VARIABLES
+                                        .contains(&name.as_str())
+                                })
+                            })
+                        })
+                    })
+                })
+            })
+    }
+
     /// Report probe progress here (the CLI does, on a terminal).
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = Some(progress);
@@ -115,6 +136,20 @@ impl Suite {
         budget: Duration,
         run_id: String,
         deployment_id: Option<String>,
+    ) -> StageReport {
+        self.run_stage_for(stage, budget, run_id, deployment_id, None)
+            .await
+    }
+
+    /// The same, with what this run found of the deployment's target groups: `None` when
+    /// nothing looked, an error that a check needing them reports.
+    pub async fn run_stage_for(
+        &self,
+        stage: Stage,
+        budget: Duration,
+        run_id: String,
+        deployment_id: Option<String>,
+        target_groups: Option<Result<TargetGroups, String>>,
     ) -> StageReport {
         let started = Instant::now();
         let plan = match self.plans.get(stage) {
@@ -142,8 +177,26 @@ impl Suite {
             ));
         }
         let deployment_id = deployment_id.unwrap_or_else(|| "local".to_owned());
+        let mut vars = Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets);
+        match target_groups {
+            Some(Ok(groups)) => {
+                vars.set("green_target_group", &groups.green);
+                vars.set("blue_target_group", &groups.blue);
+                vars.set("load_balancer", &groups.load_balancer);
+            }
+            Some(Err(why)) => {
+                for name in crate::config::metric::DEPLOYMENT_VARIABLES {
+                    vars.unknown(name, &why);
+                }
+            }
+            None => {
+                for name in crate::config::metric::DEPLOYMENT_VARIABLES {
+                    vars.unknown(name, "green's target group was not looked for in this run");
+                }
+            }
+        }
         let ctx = Arc::new(RunContext {
-            vars: Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets),
+            vars,
             redactor: self.redactor.clone(),
             aws: Arc::clone(&self.aws),
             progress: self.progress.clone(),

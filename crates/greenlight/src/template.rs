@@ -66,6 +66,8 @@ pub fn is_template(source: &str) -> bool {
 pub struct Vars {
     values: BTreeMap<String, Value>,
     captures: BTreeMap<String, String>,
+    /// Variables that have no value this run, and why (green's target group not found).
+    unknown: BTreeMap<String, String>,
 }
 
 impl Vars {
@@ -88,7 +90,18 @@ impl Vars {
         Vars {
             values,
             captures: BTreeMap::new(),
+            unknown: BTreeMap::new(),
         }
+    }
+
+    /// Give a run variable its value for this run.
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.values.insert(name.to_owned(), Value::from(value));
+    }
+
+    /// Say why a run variable has no value this run: a template that uses it fails with this.
+    pub fn unknown(&mut self, name: &str, why: &str) {
+        self.unknown.insert(name.to_owned(), why.to_owned());
     }
 
     /// Add a captured value.
@@ -135,7 +148,19 @@ impl Vars {
                         .into_iter()
                         .filter(|name| !self.has(name))
                         .collect();
-                    format!("no value for {} (not captured)", missing.join(", "))
+                    let why: Vec<String> = missing
+                        .iter()
+                        .filter_map(|name| {
+                            self.unknown
+                                .get(name)
+                                .map(|why| format!("{{{{{name}}}}} is unknown: {why}"))
+                        })
+                        .collect();
+                    if why.is_empty() {
+                        format!("no value for {} (not captured)", missing.join(", "))
+                    } else {
+                        why.join("; ")
+                    }
                 }
                 _ if err.to_string().contains(DOT_SEGMENT) => self.dot_segment_error(source),
                 _ => err.to_string(),
@@ -217,6 +242,7 @@ impl std::fmt::Debug for Vars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vars")
             .field("values", &self.values.keys().collect::<Vec<_>>())
+            .field("unknown", &self.unknown)
             .field("captures", &self.captures.keys().collect::<Vec<_>>())
             .finish()
     }

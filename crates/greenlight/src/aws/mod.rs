@@ -8,7 +8,10 @@
 //! tests point them at local fakes).
 
 pub(crate) mod call;
+pub(crate) mod cloudwatch;
 pub(crate) mod endpoint;
+
+pub use self::cloudwatch::{AlarmState, Series};
 
 use std::sync::OnceLock;
 
@@ -64,36 +67,6 @@ struct Parameter {
     r#type: Option<String>,
     #[serde(default)]
     version: i64,
-}
-
-/// The most pages of alarms read for one check.
-const MAX_ALARM_PAGES: usize = 20;
-
-/// CloudWatch `DescribeAlarms`' answer (the fields read).
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DescribeAlarmsOutput {
-    #[serde(default)]
-    metric_alarms: Vec<AlarmState>,
-    #[serde(default)]
-    composite_alarms: Vec<AlarmState>,
-    next_token: Option<String>,
-}
-
-/// One alarm's state, as `DescribeAlarms` gives it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AlarmState {
-    /// The alarm's name.
-    pub alarm_name: String,
-    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
-    pub state_value: String,
-    /// Why it is in that state, in CloudWatch's words.
-    #[serde(default)]
-    pub state_reason: String,
-    /// Since when (seconds since 1970).
-    #[serde(default)]
-    pub state_updated_timestamp: Option<f64>,
 }
 
 /// Secrets Manager `GetSecretValue`'s answer (the field read).
@@ -197,63 +170,6 @@ impl Aws {
             .or_else(|| header("etag"))
             .unwrap_or_else(|| "unversioned".to_owned());
         Ok((reply.body.to_vec(), version))
-    }
-
-    /// The state of CloudWatch alarms, metric and composite: those named (at most 100), or
-    /// those whose name starts with `prefix`. Every page is read.
-    pub async fn describe_alarms(
-        &self,
-        names: &[String],
-        prefix: Option<&str>,
-    ) -> Result<Vec<AlarmState>, AwsReadError> {
-        let what = match prefix {
-            Some(prefix) => format!("CloudWatch alarms named {prefix}*"),
-            None => "CloudWatch alarms".to_owned(),
-        };
-        let mut alarms = Vec::new();
-        let mut next_token: Option<String> = None;
-        // A bound on pages, so a service that keeps answering with a token cannot hold the hook.
-        for _ in 0..MAX_ALARM_PAGES {
-            let mut body = serde_json::json!({
-                "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
-                "MaxRecords": 100,
-            });
-            match prefix {
-                Some(prefix) => body["AlarmNamePrefix"] = prefix.into(),
-                None => body["AlarmNames"] = names.into(),
-            }
-            if let Some(token) = &next_token {
-                body["NextToken"] = token.as_str().into();
-            }
-            let reply = self
-                .json_call(
-                    Service::CloudWatch,
-                    "GraniteServiceVersion20100801.DescribeAlarms",
-                    body.to_string(),
-                    &what,
-                )
-                .await
-                .map_err(|failure| {
-                    read_error(
-                        failure,
-                        &what,
-                        "ResourceNotFound",
-                        "check the alarm names",
-                        "the function's role needs cloudwatch:DescribeAlarms (template parameter EnableMetricChecks)",
-                    )
-                })?;
-            let page: DescribeAlarmsOutput = parse_answer(&reply, &what)?;
-            alarms.extend(page.metric_alarms);
-            alarms.extend(page.composite_alarms);
-            next_token = page.next_token.filter(|token| !token.is_empty());
-            if next_token.is_none() {
-                return Ok(alarms);
-            }
-        }
-        Err(AwsReadError {
-            problem: format!("{what}: more than {MAX_ALARM_PAGES} pages of alarms"),
-            fix: "name the alarms, or use a narrower prefix".to_owned(),
-        })
     }
 
     /// A Secrets Manager secret's string value.

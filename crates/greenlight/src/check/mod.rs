@@ -4,6 +4,7 @@
 pub(crate) mod alarms;
 pub(crate) mod http;
 pub(crate) mod json;
+pub(crate) mod metric;
 pub(crate) mod probe;
 pub(crate) mod request;
 pub(crate) mod scenario;
@@ -75,6 +76,8 @@ pub(crate) enum CheckKind {
     Probe(Box<probe::ProbeCheck>),
     /// CloudWatch alarms that must not be firing.
     Alarms(alarms::AlarmsCheck),
+    /// CloudWatch datapoints for green, optionally against blue.
+    Metric(Box<metric::MetricCheck>),
 }
 
 impl CheckKind {
@@ -85,6 +88,7 @@ impl CheckKind {
             CheckKind::Scenario(_) => "scenario",
             CheckKind::Probe(_) => "probe",
             CheckKind::Alarms(_) => "alarms",
+            CheckKind::Metric(_) => "metric",
         }
     }
 
@@ -95,7 +99,7 @@ impl CheckKind {
             CheckKind::Scenario(check) => check.worst_case(),
             CheckKind::Probe(check) => check.request.timeout,
             // Two reads of CloudWatch, each bounded by the AWS read's own retries.
-            CheckKind::Alarms(_) => Duration::from_secs(30),
+            CheckKind::Alarms(_) | CheckKind::Metric(_) => Duration::from_secs(30),
         }
     }
 
@@ -110,6 +114,7 @@ impl CheckKind {
             CheckKind::Scenario(check) => check.run(ctx, &mut redactor, deadline).await.into(),
             CheckKind::Probe(check) => check.run(ctx, &mut redactor, deadline).await,
             CheckKind::Alarms(check) => check.run(&ctx.aws).await.into(),
+            CheckKind::Metric(check) => check.run(ctx).await,
         };
         ran.outcome = ran.outcome.redacted(&redactor);
         ran

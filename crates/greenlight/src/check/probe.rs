@@ -416,6 +416,7 @@ impl Limits {
         Ran {
             outcome,
             stats: Some(stats),
+            metric: None,
         }
     }
 }

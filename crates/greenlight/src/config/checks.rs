@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::metric::MetricSpec;
 use crate::config::request::{
-    Expect, HasRequest, request_spec, validate_expect, validate_request, validate_status,
-    validate_target,
+    Expect, HasRequest, check_variables, request_spec, validate_expect, validate_request,
+    validate_status, validate_target,
 };
 use crate::config::types::{CaptureFrom, Dur, StatusSpec};
 use crate::error::ConfigError;
@@ -62,6 +63,8 @@ pub struct CheckSpec {
     pub probe: Option<ProbeSpec>,
     /// CloudWatch alarms that must not be firing.
     pub alarms: Option<AlarmsSpec>,
+    /// CloudWatch datapoints for green, optionally against blue, held to bounds.
+    pub metric: Option<MetricSpec>,
 }
 
 fn yes() -> bool {
@@ -79,16 +82,23 @@ pub enum KindSpec<'a> {
     Probe(&'a ProbeSpec),
     /// `alarms:`
     Alarms(&'a AlarmsSpec),
+    /// `metric:`
+    Metric(&'a MetricSpec),
 }
 
 impl CheckSpec {
     /// Its kind; `None` when it has none or several (which validation refuses).
     pub fn kind(&self) -> Option<KindSpec<'_>> {
-        match (&self.http, &self.scenario, &self.probe, &self.alarms) {
-            (Some(http), None, None, None) => Some(KindSpec::Http(http)),
-            (None, Some(scenario), None, None) => Some(KindSpec::Scenario(scenario)),
-            (None, None, Some(probe), None) => Some(KindSpec::Probe(probe)),
-            (None, None, None, Some(alarms)) => Some(KindSpec::Alarms(alarms)),
+        let kinds = [
+            self.http.as_ref().map(KindSpec::Http),
+            self.scenario.as_ref().map(KindSpec::Scenario),
+            self.probe.as_ref().map(KindSpec::Probe),
+            self.alarms.as_ref().map(KindSpec::Alarms),
+            self.metric.as_ref().map(KindSpec::Metric),
+        ];
+        let mut given = kinds.into_iter().flatten();
+        match (given.next(), given.next()) {
+            (Some(kind), None) => Some(kind),
             _ => None,
         }
     }
@@ -104,7 +114,7 @@ impl CheckSpec {
                 .map(HasRequest::request)
                 .collect(),
             Some(KindSpec::Probe(probe)) => vec![probe.request()],
-            Some(KindSpec::Alarms(_)) | None => Vec::new(),
+            Some(KindSpec::Alarms(_) | KindSpec::Metric(_)) | None => Vec::new(),
         }
     }
 
@@ -302,11 +312,22 @@ pub(crate) fn validate_stage(
             Some(KindSpec::Alarms(alarms)) => {
                 validate_alarms(&format!("{path}.alarms"), alarms)?;
             }
+            Some(KindSpec::Metric(metric)) => {
+                let path = format!("{path}.metric");
+                metric.validate(&path)?;
+                let texts = metric
+                    .templates()
+                    .into_iter()
+                    .map(|(field, text)| (format!("{path}.{field}"), text))
+                    .collect();
+                check_variables(texts, &scope.base)?;
+            }
             None => {
                 let kinds = usize::from(check.http.is_some())
                     + usize::from(check.scenario.is_some())
                     + usize::from(check.probe.is_some())
-                    + usize::from(check.alarms.is_some());
+                    + usize::from(check.alarms.is_some())
+                    + usize::from(check.metric.is_some());
                 return Err(ConfigError::invalid(
                     path,
                     format!("{:?}", check.name),
@@ -315,7 +336,7 @@ pub(crate) fn validate_stage(
                     } else {
                         "the check has more than one kind"
                     },
-                    "give it exactly one kind key: `http:`, `scenario:`, `probe:` or `alarms:`",
+                    "give it exactly one kind key: `http:`, `scenario:`, `probe:`, `metric:` or `alarms:`",
                 ));
             }
         }

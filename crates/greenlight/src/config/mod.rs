@@ -6,6 +6,7 @@
 //! spec, defaults and limits in [`checks`]; a config that parses here always plans.
 
 pub mod checks;
+pub mod metric;
 pub mod request;
 pub mod types;
 
@@ -19,6 +20,7 @@ pub use self::checks::{
     AlarmsSpec, CheckSpec, HttpSpec, InsufficientData, JudgeKind, KindSpec, ProbeSpec,
     ScenarioSpec, StageConfig, StepSpec,
 };
+pub use self::metric::{DeploymentSpec, MetricBaseline, MetricQuery, MetricSpec, NoData, Reduce};
 pub use self::request::{Expect, HasRequest, RequestFields};
 pub use self::types::{
     CaptureFrom, Dur, Headers, HttpMethod, OneOrMany, Pointer, StatusSpec, TargetUrl,
@@ -43,6 +45,9 @@ pub struct Config {
     /// Named secrets, resolved once per cold start and usable as `{{secrets.NAME}}`.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
+    /// The load balancer and the two target groups the deployment moves between; green's is
+    /// found at each run (`{{green_target_group}}`, `{{blue_target_group}}`, `{{load_balancer}}`).
+    pub deployment: Option<DeploymentSpec>,
 }
 
 /// Where a secret's value comes from: exactly one of the three.
@@ -321,6 +326,9 @@ impl Config {
                 "use e.g. 1048576 (1 MiB)",
             ));
         }
+        if let Some(deployment) = &self.deployment {
+            deployment.validate()?;
+        }
         let scope = checks::Scope {
             targets: self.targets.keys().map(String::as_str).collect(),
             base: self.base_variables(),
@@ -335,8 +343,13 @@ impl Config {
 
     /// The variables every check can use: `run_id`, `deployment_id`, `stage`, `secrets.NAME`.
     fn base_variables(&self) -> Vec<String> {
+        let deployment = self
+            .deployment
+            .iter()
+            .flat_map(|_| metric::DEPLOYMENT_VARIABLES);
         ["run_id", "deployment_id", "stage"]
             .into_iter()
+            .chain(deployment)
             .map(str::to_owned)
             .chain(self.secrets.keys().map(|name| format!("secrets.{name}")))
             .collect()
@@ -411,6 +424,57 @@ stages:
                 .checks
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn metric_and_alarm_settings_are_checked() {
+        let base = "deployment: { load_balancer: app/alb/1, target_groups: [targetgroup/a/1, targetgroup/b/2] }\n\
+                    targets: { t: { url: http://a } }\n\
+                    stages: { AfterAllowTraffic: { checks: [ { name: m, KIND } ] } }";
+        let with = |kind: &str| base.replace("KIND", kind);
+        let metric = |extra: &str| {
+            with(&format!(
+                "metric: {{ namespace: N, metric_name: M, stat: Sum, window: 10m, dimensions: {{ TargetGroup: '{{{{green_target_group}}}}' }}, {extra} }}"
+            ))
+        };
+        Config::parse(&metric("max: 1")).unwrap();
+        Config::parse(&with("alarms: { prefix: payments- }")).unwrap();
+        let cases = [
+            (metric("period: 90s, max: 1"), "not a CloudWatch period"),
+            (metric("max: 1").replace("window: 10m", "window: 2d"), "at most a day"),
+            (metric("min_regression: 1"), "compares against a baseline"),
+            (metric("reduce: median, max: 1"), "sum"),
+            (metric(""), "judges nothing"),
+            (
+                metric("max: 1, baseline: { dimensions: { Service: x } }"),
+                "does not have",
+            ),
+            (
+                with("metric: { expression: 'a / b', window: 5m, max: 1 }"),
+                "needs the named queries",
+            ),
+            (
+                with("metric: { namespace: N, window: 5m, max: 1 }"),
+                "namespace, metric_name and stat",
+            ),
+            (with("alarms: {}"), "names no alarm"),
+            (with("alarms: { names: [x], insufficient_data: maybe }"), "pass"),
+            (
+                metric("max: 1").replace("targetgroup/b/2", "payments-b"),
+                "deployment.target_groups",
+            ),
+            (
+                metric("max: 1").replace(
+                    "deployment: { load_balancer: app/alb/1, target_groups: [targetgroup/a/1, targetgroup/b/2] }\n",
+                    "",
+                ),
+                "unknown variable",
+            ),
+        ];
+        for (text, wanted) in cases {
+            let e = err(&text);
+            assert!(e.contains(wanted), "{wanted}: {e}");
+        }
     }
 
     #[test]

@@ -275,7 +275,10 @@ pub(crate) fn validate_target(
 }
 
 /// Every template parses and uses only `known` variables.
-fn check_variables(texts: Vec<(String, &str)>, known: &[String]) -> Result<(), ConfigError> {
+pub(crate) fn check_variables(
+    texts: Vec<(String, &str)>,
+    known: &[String],
+) -> Result<(), ConfigError> {
     for (field, text) in texts {
         let used = crate::template::variables(text).map_err(|problem| {
             ConfigError::invalid(

@@ -60,6 +60,28 @@ pub fn render(report: &StageReport) -> String {
                 );
             }
         }
+        if let Some(metric) = &check.metric {
+            let side = |label: &str, side: &crate::outcome::MetricSide| {
+                let points: Vec<String> = side
+                    .datapoints
+                    .iter()
+                    .map(|(at, value)| format!("{at} {value}"))
+                    .collect();
+                format!(
+                    "           {label}: {} = {} over {} datapoints [{}]",
+                    metric.reduce,
+                    side.value
+                        .map_or_else(|| "none".to_owned(), |v| v.to_string()),
+                    side.datapoints.len(),
+                    points.join(", ")
+                )
+            };
+            let _ = writeln!(out, "{}", side("green", &metric.green));
+            if let Some(blue) = &metric.blue {
+                let _ = writeln!(out, "{}", side("blue ", blue));
+            }
+            let _ = writeln!(out, "           bound: {}", metric.bound);
+        }
         match &check.outcome {
             Outcome::Passed => {}
             Outcome::Failed { failures } => {
