@@ -78,7 +78,60 @@ struct MetricDataResult {
     status_code: String,
 }
 
+/// One paginated CloudWatch operation: what it is called, what it reads (for messages), what
+/// to say when what it names does not exist, and how many pages at most.
+struct Paged<'a> {
+    operation: &'a str,
+    what: &'a str,
+    not_found_fix: &'a str,
+    max_pages: usize,
+    too_many_fix: &'a str,
+}
+
 impl Aws {
+    /// Every page of a paginated CloudWatch call: `body` is the request without its token, and
+    /// `absorb` takes each page's answer and returns its `NextToken`. A bound on pages, so a
+    /// service that keeps answering with a token cannot hold the hook.
+    async fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        paged: Paged<'_>,
+        body: Value,
+        mut absorb: impl FnMut(T) -> Option<String>,
+    ) -> Result<(), AwsReadError> {
+        let mut next_token: Option<String> = None;
+        for _ in 0..paged.max_pages {
+            let mut body = body.clone();
+            if let Some(token) = &next_token {
+                body["NextToken"] = token.as_str().into();
+            }
+            let reply = self
+                .json_call(
+                    Service::CloudWatch,
+                    &format!("GraniteServiceVersion20100801.{}", paged.operation),
+                    body.to_string(),
+                    paged.what,
+                )
+                .await
+                .map_err(|failure| {
+                    read_error(
+                        failure,
+                        paged.what,
+                        "ResourceNotFound",
+                        paged.not_found_fix,
+                        CLOUDWATCH_DENIED,
+                    )
+                })?;
+            next_token = absorb(parse_answer(&reply, paged.what)?).filter(|t| !t.is_empty());
+            if next_token.is_none() {
+                return Ok(());
+            }
+        }
+        Err(AwsReadError {
+            problem: format!("{}: more than {} pages", paged.what, paged.max_pages),
+            fix: paged.too_many_fix.to_owned(),
+        })
+    }
+
     /// The state of CloudWatch alarms, metric and composite: those named (at most 100), or
     /// those whose name starts with `prefix`. Every page is read.
     pub async fn describe_alarms(
@@ -90,50 +143,29 @@ impl Aws {
             Some(prefix) => format!("CloudWatch alarms named {prefix}*"),
             None => "CloudWatch alarms".to_owned(),
         };
+        let mut body = serde_json::json!({
+            "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
+            "MaxRecords": 100,
+        });
+        match prefix {
+            Some(prefix) => body["AlarmNamePrefix"] = prefix.into(),
+            None => body["AlarmNames"] = names.into(),
+        }
         let mut alarms = Vec::new();
-        let mut next_token: Option<String> = None;
-        // A bound on pages, so a service that keeps answering with a token cannot hold the hook.
-        for _ in 0..MAX_ALARM_PAGES {
-            let mut body = serde_json::json!({
-                "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
-                "MaxRecords": 100,
-            });
-            match prefix {
-                Some(prefix) => body["AlarmNamePrefix"] = prefix.into(),
-                None => body["AlarmNames"] = names.into(),
-            }
-            if let Some(token) = &next_token {
-                body["NextToken"] = token.as_str().into();
-            }
-            let reply = self
-                .json_call(
-                    Service::CloudWatch,
-                    "GraniteServiceVersion20100801.DescribeAlarms",
-                    body.to_string(),
-                    &what,
-                )
-                .await
-                .map_err(|failure| {
-                    read_error(
-                        failure,
-                        &what,
-                        "ResourceNotFound",
-                        "check the alarm names",
-                        CLOUDWATCH_DENIED,
-                    )
-                })?;
-            let page: DescribeAlarmsOutput = parse_answer(&reply, &what)?;
+        let paged = Paged {
+            operation: "DescribeAlarms",
+            what: &what,
+            not_found_fix: "check the alarm names",
+            max_pages: MAX_ALARM_PAGES,
+            too_many_fix: "name the alarms, or use a narrower prefix",
+        };
+        self.pages(paged, body, |page: DescribeAlarmsOutput| {
             alarms.extend(page.metric_alarms);
             alarms.extend(page.composite_alarms);
-            next_token = page.next_token.filter(|token| !token.is_empty());
-            if next_token.is_none() {
-                return Ok(alarms);
-            }
-        }
-        Err(AwsReadError {
-            problem: format!("{what}: more than {MAX_ALARM_PAGES} pages of alarms"),
-            fix: "name the alarms, or use a narrower prefix".to_owned(),
+            page.next_token
         })
+        .await?;
+        Ok(alarms)
     }
 
     /// The datapoints of `queries` (CloudWatch `MetricDataQuery` objects) from `start` to `end`
@@ -144,51 +176,30 @@ impl Aws {
         start: u64,
         end: u64,
     ) -> Result<BTreeMap<String, Series>, AwsReadError> {
-        let what = "CloudWatch metric data".to_owned();
+        let body = serde_json::json!({
+            "MetricDataQueries": queries,
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        });
         let mut series: BTreeMap<String, Series> = BTreeMap::new();
-        let mut next_token: Option<String> = None;
-        for _ in 0..MAX_METRIC_PAGES {
-            let mut body = serde_json::json!({
-                "MetricDataQueries": queries,
-                "StartTime": start,
-                "EndTime": end,
-                "ScanBy": "TimestampAscending",
-            });
-            if let Some(token) = &next_token {
-                body["NextToken"] = token.as_str().into();
-            }
-            let reply = self
-                .json_call(
-                    Service::CloudWatch,
-                    "GraniteServiceVersion20100801.GetMetricData",
-                    body.to_string(),
-                    &what,
-                )
-                .await
-                .map_err(|failure| {
-                    read_error(
-                        failure,
-                        &what,
-                        "ResourceNotFound",
-                        "check the namespace, metric name and dimensions",
-                        CLOUDWATCH_DENIED,
-                    )
-                })?;
-            let page: GetMetricDataOutput = parse_answer(&reply, &what)?;
+        let paged = Paged {
+            operation: "GetMetricData",
+            what: "CloudWatch metric data",
+            not_found_fix: "check the namespace, metric name and dimensions",
+            max_pages: MAX_METRIC_PAGES,
+            too_many_fix: "use a longer period or a shorter window",
+        };
+        self.pages(paged, body, |page: GetMetricDataOutput| {
             for result in page.metric_data_results {
                 let entry = series.entry(result.id).or_default();
                 entry.timestamps.extend(result.timestamps);
                 entry.values.extend(result.values);
                 entry.status = result.status_code;
             }
-            next_token = page.next_token.filter(|token| !token.is_empty());
-            if next_token.is_none() {
-                return Ok(series);
-            }
-        }
-        Err(AwsReadError {
-            problem: format!("{what}: more than {MAX_METRIC_PAGES} pages"),
-            fix: "use a longer period or a shorter window".to_owned(),
+            page.next_token
         })
+        .await?;
+        Ok(series)
     }
 }
