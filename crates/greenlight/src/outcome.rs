@@ -176,6 +176,20 @@ pub struct JudgeStats {
     pub p_value: f64,
     /// Green median / blue median.
     pub effect: f64,
+    /// Hodges-Lehmann estimate of how much slower green is, ms (negative: faster).
+    pub shift_ms: f64,
+    /// Its one-sided lower confidence bound, ms: green is slower by at least this.
+    pub shift_lower_ms: f64,
+    /// That bound as a fraction of blue's median: what the tolerance is held against.
+    pub relative_shift_lower: f64,
+    /// Blue's second-slowest latency, ms: the tail threshold.
+    pub tail_threshold_ms: f64,
+    /// Green requests slower than the threshold.
+    pub tail_count: u64,
+    /// How many chance alone would give.
+    pub tail_expected: f64,
+    /// The exact one-sided p-value of that count.
+    pub tail_p: f64,
     /// Samples compared per side (green, blue).
     pub samples: (usize, usize),
 }

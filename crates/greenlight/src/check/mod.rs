@@ -4,6 +4,7 @@
 pub(crate) mod alarms;
 pub(crate) mod http;
 pub(crate) mod json;
+pub(crate) mod judge;
 pub(crate) mod metric;
 pub(crate) mod probe;
 pub(crate) mod request;

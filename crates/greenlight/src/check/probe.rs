@@ -12,15 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use statrs::stats_tests::Alternative;
-use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::check::RunContext;
 use crate::check::request::RequestTemplate;
 use crate::conn::{Conn, Dialer};
-use crate::outcome::{JudgeStats, LatencyStats, Mismatch, Outcome, ProbeStats, Ran};
+use crate::outcome::{LatencyStats, Mismatch, Outcome, ProbeStats, Ran};
 
 /// The most latency samples kept per side for the Mann-Whitney test.
 pub(crate) const MAX_SAMPLES: u64 = 10_000;
@@ -377,21 +375,46 @@ impl Limits {
                 }
             }
             if let Some(judge) = self.judge {
-                match mann_whitney(&target.samples, &base_side.samples) {
+                match super::judge::judge(
+                    &target.samples,
+                    &base_side.samples,
+                    judge.confidence,
+                    judge.tolerance,
+                ) {
                     Ok(judgment) => {
-                        let alpha = 1.0 - judge.confidence;
-                        if judgment.p_value < alpha && judgment.effect >= 1.0 + judge.tolerance {
+                        if judgment.relative_shift_lower >= judge.tolerance {
                             failures.push(Mismatch::new(
                                 "judge mann-whitney",
                                 format!(
-                                    "not slower than the baseline (p ≥ {alpha:.3}, or median ratio < {:.2})",
-                                    1.0 + judge.tolerance
+                                    "green not slower than blue by {:.0} % or more, at {} confidence",
+                                    judge.tolerance * 100.0,
+                                    judge.confidence
                                 ),
                                 format!(
-                                    "slower: p {}, median ratio {:.2}, U = {:.0}",
-                                    crate::outcome::format_p(judgment.p_value),
+                                    "slower by at least {:.1} % ({:.2} ms; estimate {:.2} ms, median ratio {:.2}; Mann-Whitney p {})",
+                                    judgment.relative_shift_lower * 100.0,
+                                    judgment.shift_lower_ms,
+                                    judgment.shift_ms,
                                     judgment.effect,
-                                    judgment.u
+                                    crate::outcome::format_p(judgment.p_value)
+                                ),
+                            ));
+                        }
+                        // The tail test gets a quarter of the error budget: a false alarm
+                        // costs a rollback, and the shift bound already spends its share.
+                        let alpha = (1.0 - judge.confidence) / 4.0;
+                        if judgment.tail_p < alpha {
+                            failures.push(Mismatch::new(
+                                "judge tail",
+                                format!(
+                                    "about {:.1} green requests slower than blue's slowest plus the tolerance ({:.1} ms), as chance gives at most",
+                                    judgment.tail_expected, judgment.tail_threshold_ms
+                                ),
+                                format!(
+                                    "{} of {} (p {})",
+                                    judgment.tail_count,
+                                    judgment.samples.0,
+                                    crate::outcome::format_p(judgment.tail_p)
                                 ),
                             ));
                         }
@@ -427,76 +450,9 @@ struct Shared {
     sides: Vec<Mutex<Side>>,
 }
 
-/// One-sided Mann-Whitney U: is `target` stochastically greater (slower) than `baseline`?
-pub fn mann_whitney(target: &[f64], baseline: &[f64]) -> Result<JudgeStats, String> {
-    let minimum = usize::try_from(crate::config::checks::MIN_JUDGE_SAMPLES).unwrap_or(50);
-    if target.len() < minimum || baseline.len() < minimum {
-        return Err(format!(
-            "{} and {} (errors leave too few samples)",
-            target.len(),
-            baseline.len()
-        ));
-    }
-    let (u, p_value) = mannwhitneyu(
-        target,
-        baseline,
-        MannWhitneyUMethod::AsymptoticInclContinuityCorrection,
-        Alternative::Greater,
-    )
-    .map_err(|err| format!("the test could not run: {err}"))?;
-    let effect = median(target) / median(baseline).max(f64::MIN_POSITIVE);
-    Ok(JudgeStats {
-        judge: "mann-whitney",
-        u,
-        p_value,
-        effect,
-        samples: (target.len(), baseline.len()),
-    })
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.is_empty() {
-        0.0
-    } else if sorted.len().is_multiple_of(2) {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mann_whitney_sees_a_slower_target_and_not_noise() {
-        // Deterministic "noise": the same spread around 10 ms for both sides.
-        let noise: Vec<f64> = (0..200).map(|i| 10.0 + f64::from(i % 17) * 0.1).collect();
-        let slower: Vec<f64> = noise.iter().map(|v| v * 1.5).collect();
-        let same = mann_whitney(&noise, &noise).unwrap();
-        assert!(same.p_value > 0.4, "{same:?}");
-        assert!((same.effect - 1.0).abs() < 1e-9);
-        let slow = mann_whitney(&slower, &noise).unwrap();
-        assert!(slow.p_value < 1e-6, "{slow:?}");
-        assert!(slow.effect > 1.4, "{slow:?}");
-        // Faster is not "slower" in a one-sided test.
-        let fast = mann_whitney(&noise, &slower).unwrap();
-        assert!(fast.p_value > 0.99, "{fast:?}");
-    }
-
-    #[test]
-    fn mann_whitney_needs_enough_samples() {
-        let few = vec![1.0; 10];
-        let many = vec![1.0; 100];
-        assert!(
-            mann_whitney(&few, &many)
-                .unwrap_err()
-                .contains("10 and 100")
-        );
-    }
 
     #[test]
     fn histogram_percentiles_come_out_in_milliseconds() {
@@ -652,12 +608,27 @@ mod tests {
         // 50 % slower: significant and over the tolerance.
         let slow = [side(&spread(15.0), 0), side(&spread(10.0), 0)];
         let ran = judge(0.1).judge_sides(&slow, elapsed);
-        assert_eq!(whats(&ran), ["judge mann-whitney"]);
+        // Slower by at least the tolerance, and every green request beyond blue's slowest.
+        assert_eq!(whats(&ran), ["judge mann-whitney", "judge tail"]);
         let judgment = ran.stats.unwrap().judgment.unwrap();
         assert!(
             judgment.p_value < 0.02 && judgment.effect > 1.4,
             "{judgment:?}"
         );
+        // A slow tail (2 % of green 150 ms slower) moves no median but fails the tail test.
+        let mut tail = spread(10.0);
+        for value in tail.iter_mut().step_by(25) {
+            *value += 150.0;
+        }
+        let tailed = [side(&tail, 0), side(&spread(10.0), 0)];
+        assert_eq!(
+            whats(&judge(0.1).judge_sides(&tailed, elapsed)),
+            ["judge tail"]
+        );
+        // A green 5 % slower, inside the 10 % tolerance: no alarm of either kind.
+        let near: Vec<f64> = spread(10.0).iter().map(|v| v * 1.05).collect();
+        let near = [side(&near, 0), side(&spread(10.0), 0)];
+        assert!(whats(&judge(0.1).judge_sides(&near, elapsed)).is_empty());
         // The same shift inside a 60 % tolerance: significant, but not large enough to fail.
         assert!(whats(&judge(0.6).judge_sides(&slow, elapsed)).is_empty());
         // Too few answered requests to judge: a failure that says so, not a silent pass.

@@ -51,10 +51,17 @@ pub fn render(report: &StageReport) -> String {
             if let Some(j) = &stats.judgment {
                 let _ = writeln!(
                     out,
-                    "           mann-whitney: U = {:.0}, p {}, median ratio {:.2} ({} vs {} samples)",
+                    "           judge: shift {:.2} ms (at least {:.2} ms, {:.1} % of blue's median), median ratio {:.2}, Mann-Whitney U = {:.0} p {}; tail {} above {:.1} ms (chance {:.1}, p {}) ({} vs {} samples)",
+                    j.shift_ms,
+                    j.shift_lower_ms,
+                    j.relative_shift_lower * 100.0,
+                    j.effect,
                     j.u,
                     crate::outcome::format_p(j.p_value),
-                    j.effect,
+                    j.tail_count,
+                    j.tail_threshold_ms,
+                    j.tail_expected,
+                    crate::outcome::format_p(j.tail_p),
                     j.samples.0,
                     j.samples.1
                 );
