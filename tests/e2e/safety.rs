@@ -37,23 +37,13 @@ async fn stage(text: &str, secrets: &[(&str, &str)], deployment: Option<&str>) -
         .await
 }
 
-#[tokio::test]
-async fn captured_values_stay_one_path_segment_or_query_component() {
-    let hostile = [
-        "../../admin/delete?x=",
-        "%2e%2e/",
-        "pay_1#",
-        "pay_1?amount=999999",
-        "a/b",
-        "pay 1&admin=true",
-        "..%2f..%2fadmin",
-        "line\r\nX-Injected: 1",
-    ];
-    for value in hostile {
-        let body = serde_json::json!({ "id": value }).to_string();
-        let target = Target::start(Behaviour::Json(Arc::from(body.as_str()))).await;
-        let text = format!(
-            r#"targets: {{ t: {{ url: "{}" }} }}
+/// A target whose every answer is `{"id": value}`, and a scenario that captures that id, reads
+/// with it (in the path, the query and behind an API key) and cleans up with it.
+async fn steered_by(value: &str) -> (Target, String) {
+    let body = serde_json::json!({ "id": value }).to_string();
+    let target = Target::start(Behaviour::Json(Arc::from(body.as_str()))).await;
+    let text = format!(
+        r#"targets: {{ t: {{ url: "{}" }} }}
 stages:
   AfterAllowTestTraffic:
     checks:
@@ -68,8 +58,25 @@ stages:
           cleanup:
             - {{ method: POST, path: "/v1/payments/{{{{id}}}}/refunds" }}
 "#,
-            target.url()
-        );
+        target.url()
+    );
+    (target, text)
+}
+
+#[tokio::test]
+async fn captured_values_stay_one_path_segment_or_query_component() {
+    let hostile = [
+        "../../admin/delete?x=",
+        "%2e%2e/",
+        "pay_1#",
+        "pay_1?amount=999999",
+        "a/b",
+        "pay 1&admin=true",
+        "..%2f..%2fadmin",
+        "line\r\nX-Injected: 1",
+    ];
+    for value in hostile {
+        let (target, text) = steered_by(value).await;
         let report = stage(&text, &[], None).await;
         let encoded = component(value);
         let paths: Vec<String> = target.seen().into_iter().map(|s| s.path).collect();
@@ -90,24 +97,7 @@ stages:
 #[tokio::test]
 async fn dot_and_empty_segments_are_errors_and_send_nothing() {
     for value in ["..", ".", ""] {
-        let body = serde_json::json!({ "id": value }).to_string();
-        let target = Target::start(Behaviour::Json(Arc::from(body.as_str()))).await;
-        let text = format!(
-            r#"targets: {{ t: {{ url: "{}" }} }}
-stages:
-  AfterAllowTestTraffic:
-    checks:
-      - name: s
-        scenario:
-          target: t
-          steps:
-            - {{ name: lookup, path: /lookup, capture: {{ id: /id }} }}
-            - {{ name: read, path: "/v1/payments/{{{{id}}}}/read" }}
-          cleanup:
-            - {{ method: POST, path: "/v1/payments/{{{{id}}}}/refunds" }}
-"#,
-            target.url()
-        );
+        let (target, text) = steered_by(value).await;
         let report = stage(&text, &[], None).await;
         let paths: Vec<String> = target.seen().into_iter().map(|s| s.path).collect();
         assert_eq!(paths, ["/lookup"], "{value:?}: only the lookup was sent");
