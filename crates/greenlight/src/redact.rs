@@ -74,6 +74,14 @@ impl Redactor {
         }
     }
 
+    /// Learn the credential values of a request about to be sent: whatever filled them (a
+    /// literal, a filter, a captured token), they are secrets for the rest of the run.
+    pub fn learn_request(&mut self, headers: &http::HeaderMap) {
+        for (name, value) in headers {
+            self.learn_header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
+        }
+    }
+
     /// Learn the credential values written literally among request headers.
     pub fn with_headers<'a>(
         mut self,

@@ -34,6 +34,8 @@ pub struct Suite {
     secrets: Arc<BTreeMap<String, String>>,
     redactor: Redactor,
     aws: Arc<Aws>,
+    /// The stages with a check that uses `{{green_target_group}}` and the like.
+    target_group_stages: Vec<Stage>,
     progress: Option<Arc<dyn Progress>>,
 }
 
@@ -90,6 +92,7 @@ impl Suite {
         let targets = build_targets(&config)?;
         let plans = Plans::build(&config, &targets)?;
         let redactor = redactor_for(&config, &secrets);
+        let target_group_stages = target_group_stages(&config);
         Ok(Suite {
             config,
             source,
@@ -98,28 +101,15 @@ impl Suite {
             secrets: Arc::new(secrets),
             redactor,
             aws,
+            target_group_stages,
             progress: None,
         })
     }
 
     /// Whether any check of `stage` uses the deployment's target groups (so this run must find
-    /// green's).
+    /// green's). Decided once, when the suite is built.
     pub fn needs_target_groups(&self, stage: Stage) -> bool {
-        self.config.deployment.is_some()
-            && self.config.stages.get(stage).is_some_and(|stage| {
-                stage.checks.iter().any(|check| {
-                    check.metric.as_ref().is_some_and(|metric| {
-                        metric.templates().iter().any(|(_, text)| {
-                            crate::template::variables(text).is_ok_and(|used| {
-                                used.iter().any(|name| {
-                                    crate::config::metric::DEPLOYMENT_VARIABLES
-                                        .contains(&name.as_str())
-                                })
-                            })
-                        })
-                    })
-                })
-            })
+        self.target_group_stages.contains(&stage)
     }
 
     /// Report probe progress here (the CLI does, on a terminal).
@@ -261,4 +251,34 @@ fn redactor_for(config: &Config, secrets: &BTreeMap<String, String>) -> Redactor
         .flat_map(|request| request.headers.iter())
         .map(|(name, value)| (name.as_str(), value));
     Redactor::new(secrets.values().cloned()).with_headers(headers)
+}
+
+/// The stages whose metric checks use the deployment's target groups.
+fn target_group_stages(config: &Config) -> Vec<Stage> {
+    if config.deployment.is_none() {
+        return Vec::new();
+    }
+    let uses_target_groups = |text: &str| {
+        crate::template::variables(text).is_ok_and(|used| {
+            used.iter()
+                .any(|name| crate::config::metric::DEPLOYMENT_VARIABLES.contains(&name.as_str()))
+        })
+    };
+    Stage::ALL
+        .into_iter()
+        .filter(|&stage| {
+            config.stages.get(stage).is_some_and(|stage| {
+                stage
+                    .checks
+                    .iter()
+                    .filter_map(|check| check.metric.as_ref())
+                    .any(|metric| {
+                        metric
+                            .templates()
+                            .iter()
+                            .any(|(_, text)| uses_target_groups(text))
+                    })
+            })
+        })
+        .collect()
 }

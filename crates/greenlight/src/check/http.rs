@@ -41,9 +41,7 @@ impl Exchange {
             .request
             .render(vars)
             .map_err(|problem| format!("cannot build the request: {problem}"))?;
-        for (name, value) in &request.headers {
-            redactor.learn_header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
-        }
+        redactor.learn_request(&request.headers);
         let expect = render_expect(&self.expect, vars)
             .map_err(|problem| format!("cannot render the expectations: {problem}"))?;
         let response = match send(&self.request.target, &request).await {

@@ -166,9 +166,7 @@ impl ProbeCheck {
                     return Outcome::error(format!("cannot build the request: {problem}")).into();
                 }
             };
-            for (name, value) in &request.headers {
-                redactor.learn_header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
-            }
+            redactor.learn_request(&request.headers);
             match Dialer::new(&template.target, &request) {
                 Ok(dialer) => dialers.push((dialer, request.timeout)),
                 Err(why) => return Outcome::error(why).into(),

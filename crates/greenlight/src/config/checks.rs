@@ -89,18 +89,24 @@ pub enum KindSpec<'a> {
 impl CheckSpec {
     /// Its kind; `None` when it has none or several (which validation refuses).
     pub fn kind(&self) -> Option<KindSpec<'_>> {
-        let kinds = [
+        let mut given = self.kinds();
+        match (given.next(), given.next()) {
+            (Some(kind), None) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// Every kind key the check was given.
+    fn kinds(&self) -> impl Iterator<Item = KindSpec<'_>> {
+        [
             self.http.as_ref().map(KindSpec::Http),
             self.scenario.as_ref().map(KindSpec::Scenario),
             self.probe.as_ref().map(KindSpec::Probe),
             self.alarms.as_ref().map(KindSpec::Alarms),
             self.metric.as_ref().map(KindSpec::Metric),
-        ];
-        let mut given = kinds.into_iter().flatten();
-        match (given.next(), given.next()) {
-            (Some(kind), None) => Some(kind),
-            _ => None,
-        }
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// Every request this check can send, for the redactor: literal credentials in headers.
@@ -323,11 +329,7 @@ pub(crate) fn validate_stage(
                 check_variables(texts, &scope.base)?;
             }
             None => {
-                let kinds = usize::from(check.http.is_some())
-                    + usize::from(check.scenario.is_some())
-                    + usize::from(check.probe.is_some())
-                    + usize::from(check.alarms.is_some())
-                    + usize::from(check.metric.is_some());
+                let kinds = check.kinds().count();
                 return Err(ConfigError::invalid(
                     path,
                     format!("{:?}", check.name),
