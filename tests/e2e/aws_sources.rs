@@ -751,3 +751,109 @@ async fn when_green_cannot_be_found_metric_checks_error_with_the_fix() {
         "still exactly one report per invocation"
     );
 }
+
+const ECS_REVISION: &str =
+    "arn:aws:ecs:us-east-1:123456789012:service-revision/payments/payments-api/2";
+
+fn ecs_event(revision: &str) -> String {
+    serde_json::json!({
+        "executionId": "ecs-metrics",
+        "lifecycleStage": "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "resourceArn": "arn:aws:ecs:us-east-1:123456789012:service-deployment/payments/payments-api/x",
+        "executionDetails": {
+            "serviceArn": "arn:aws:ecs:us-east-1:123456789012:service/payments/payments-api",
+            "targetServiceRevisionArn": revision,
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn ecs_native_hooks_find_green_through_the_target_service_revision() {
+    let mut store = Store::default();
+    // ECS resolved the new revision onto payments-b: green. (The fake's configured
+    // `loadBalancers` names payments-a, the service's primary group, to catch a reader that
+    // takes the wrong field.)
+    store.revisions.insert(
+        ECS_REVISION.to_owned(),
+        vec![format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:{GREEN_TG}"
+        )],
+    );
+    store.metrics = metrics(&[
+        ("HTTPCode_Target_5XX_Count", GREEN_TG, &[10.0, 15.0]),
+        ("HTTPCode_Target_5XX_Count", BLUE_TG, &[1.0]),
+        ("TargetResponseTime", GREEN_TG, &[0.2]),
+        ("RequestCount", GREEN_TG, &[10_000.0]),
+    ]);
+    let rig = Rig::start(store).await;
+    let hook = rig.hook(METRIC_SUITE);
+    let result = hook.invoke(&ecs_event(ECS_REVISION)).await.json();
+    assert_eq!(
+        result["hookStatus"],
+        "FAILED",
+        "{result:#}\n{}",
+        hook.logs()
+    );
+    let requests = rig.aws.requests();
+    assert!(
+        requests.contains(&("ecs".to_owned(), ECS_REVISION.to_owned())),
+        "{requests:?}"
+    );
+    assert!(
+        rig.signed_scopes()
+            .contains(&("ecs".to_owned(), "us-east-1".to_owned())),
+        "DescribeServiceRevisions is signed for ecs"
+    );
+    // Green (payments-b) was judged against blue (payments-a), not the other way round.
+    let sent = rig.aws.store.lock().unwrap().metric_requests.clone();
+    let five_xx = sent
+        .iter()
+        .find(|r| r["MetricDataQueries"].as_array().unwrap().len() == 2)
+        .unwrap();
+    assert_eq!(
+        five_xx["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"][1]["Value"],
+        GREEN_TG
+    );
+    assert_eq!(
+        five_xx["MetricDataQueries"][1]["MetricStat"]["Metric"]["Dimensions"][1]["Value"],
+        BLUE_TG
+    );
+    assert!(
+        rig.codedeploy.calls().is_empty(),
+        "ECS hooks never call CodeDeploy"
+    );
+    drop(hook);
+
+    // A revision ECS does not know, and a role without the permission: errors with the fix,
+    // and no datapoint is read for a guessed side.
+    for (revision, deny, expected) in [
+        (
+            "arn:aws:ecs:us-east-1:123456789012:service-revision/payments/payments-api/9",
+            false,
+            "MISSING",
+        ),
+        (ECS_REVISION, true, "ecs:DescribeServiceRevisions"),
+    ] {
+        {
+            let mut store = rig.aws.store.lock().unwrap();
+            store.metric_requests.clear();
+            if deny {
+                store.denied.insert(ECS_REVISION.to_owned());
+            }
+        }
+        let hook = rig.hook(METRIC_SUITE);
+        let result = hook.invoke(&ecs_event(revision)).await.json();
+        assert_eq!(result["hookStatus"], "FAILED", "{result:#}");
+        // The answer carries the summary; the full report, with each check's error, is logged.
+        let logs = hook.logs();
+        assert!(
+            logs.contains("could not find green's target group") && logs.contains(expected),
+            "{result:#}\n{logs}"
+        );
+        assert!(
+            rig.aws.store.lock().unwrap().metric_requests.is_empty(),
+            "nothing was guessed"
+        );
+    }
+}

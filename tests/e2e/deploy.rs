@@ -67,6 +67,9 @@ fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
     // Alarm reads only when asked for, on this account's alarms.
     assert!(template.contains("EnableMetricChecks"));
     assert!(template.contains("cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"));
+    // ECS-native discovery reads only the named service's revisions.
+    assert!(template.contains("Action: ecs:DescribeServiceRevisions"));
+    assert!(template.contains("service-revision/${EcsService}/*"));
 }
 
 #[test]

@@ -100,6 +100,8 @@ pub struct Store {
     pub metrics: BTreeMap<String, Vec<f64>>,
     /// Every GetMetricData request body, as sent.
     pub metric_requests: Vec<Value>,
+    /// ECS service revisions: ARN → the target group ARNs of its resolved configuration.
+    pub revisions: BTreeMap<String, Vec<String>>,
 }
 
 /// The running fake.
@@ -139,6 +141,7 @@ impl FakeAws {
             ("AWS_ENDPOINT_URL_S3", self.url()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.url()),
             ("AWS_ENDPOINT_URL_CLOUDWATCH", self.url()),
+            ("AWS_ENDPOINT_URL_ECS", self.url()),
         ]
     }
 
@@ -335,6 +338,48 @@ async fn json_api(
                 StatusCode::OK,
                 [("content-type", "application/x-amz-json-1.0")],
                 json!({"MetricDataResults": results, "Messages": []}).to_string(),
+            )
+                .into_response()
+        }
+        "AmazonEC2ContainerServiceV20141113.DescribeServiceRevisions" => {
+            let arns: Vec<String> = request["serviceRevisionArns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            store.requests.push(("ecs".into(), arns.join(",")));
+            if arns.iter().any(|arn| store.denied.contains(arn)) {
+                return json_error(
+                    "AccessDeniedException",
+                    "User is not authorized to perform: ecs:DescribeServiceRevisions",
+                );
+            }
+            // As ECS does: an unknown ARN is a failure entry in a 200 answer.
+            let (known, missing): (Vec<&String>, Vec<&String>) = arns
+                .iter()
+                .partition(|arn| store.revisions.contains_key(*arn));
+            let revisions: Vec<Value> = known
+                .iter()
+                .map(|arn| {
+                    let groups = &store.revisions[*arn];
+                    json!({
+                        "serviceRevisionArn": arn,
+                        // The service's configured primary group, which does not swap: a
+                        // reader that took it would pick the wrong side.
+                        "loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/payments-a/73e2d6bc24d8a067", "containerName": "app", "containerPort": 8080}],
+                        "resolvedConfiguration": {"loadBalancers": groups.iter().map(|g| json!({"targetGroupArn": g, "productionListenerRule": "arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/payments-alb/1/2/3"})).collect::<Vec<_>>()},
+                    })
+                })
+                .collect();
+            let failures: Vec<Value> = missing
+                .iter()
+                .map(|arn| json!({"arn": arn, "reason": "MISSING"}))
+                .collect();
+            (
+                StatusCode::OK,
+                [("content-type", "application/x-amz-json-1.1")],
+                json!({"serviceRevisions": revisions, "failures": failures}).to_string(),
             )
                 .into_response()
         }

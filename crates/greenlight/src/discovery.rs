@@ -1,7 +1,8 @@
 //! Which of the deployment's two target groups is green, found at every run: the two swap roles
 //! at each deployment, so a static name is wrong half the time. CodeDeploy says it through the
-//! deployment's ECS target (the task set labelled `Green`); the CLI is told
-//! (`--green-target-group`). A check that needs it when it could not be found is an `error`
+//! deployment's ECS target (the task set labelled `Green`); ECS's own blue/green engine
+//! through the target service revision's resolved load balancers (`DescribeServiceRevisions`);
+//! the CLI is told (`--green-target-group`). A check that needs it when it could not be found is an `error`
 //! outcome that says what failed, never a guess.
 
 use crate::config::DeploymentSpec;
@@ -37,6 +38,49 @@ pub fn resolve(spec: &DeploymentSpec, green: &str) -> Result<TargetGroups, Strin
         blue: spec.target_groups[1 - position].clone(),
         load_balancer: spec.load_balancer.clone(),
     })
+}
+
+/// Green's target groups in an ECS-native deployment: those the target service revision
+/// serves from, as ECS resolved them. The one among deployment.target_groups is green; a
+/// revision with none of them is an error, not a guess.
+pub async fn green_from_ecs(
+    aws: &crate::aws::Aws,
+    spec: &DeploymentSpec,
+    revision_arn: Option<&str>,
+) -> Result<TargetGroups, String> {
+    let revision_arn = revision_arn.ok_or_else(|| {
+        "could not find green's target group: the ECS event names no targetServiceRevisionArn \
+         (executionDetails.targetServiceRevisionArn); is this an ECS blue/green lifecycle hook?"
+            .to_owned()
+    })?;
+    let groups = aws
+        .revision_target_groups(revision_arn)
+        .await
+        .map_err(|err| {
+            format!(
+                "could not find green's target group: {}; {}",
+                err.problem, err.fix
+            )
+        })?;
+    if groups.is_empty() {
+        return Err(format!(
+            "could not find green's target group: ECS resolved no load balancer for service \
+             revision {revision_arn} (resolvedConfiguration.loadBalancers is empty); metric \
+             checks need a service behind a load balancer"
+        ));
+    }
+    groups
+        .iter()
+        .find_map(|group| resolve(spec, group).ok())
+        .ok_or_else(|| {
+            format!(
+                "green's target group ({}, from service revision {revision_arn}) is neither of \
+                 deployment.target_groups ({}): list the two target groups of this service's \
+                 load balancer",
+                groups.join(", "),
+                spec.target_groups.join(", ")
+            )
+        })
 }
 
 /// `payments-a` from `payments-a`, `targetgroup/payments-a/73e2…` or an ARN ending so.

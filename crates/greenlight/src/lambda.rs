@@ -165,14 +165,17 @@ impl<S: StatusSink> Hook<S> {
         );
         let report = match Stage::from_ecs_name(&event.lifecycle_stage) {
             Some(stage) if stage == self.stage => {
-                // Which of the pair is green is not read from ECS yet: a check that needs it
-                // errors with this reason instead of guessing.
-                let target_groups = self.target_groups_needed().map(|_| {
-                    Err("finding green's target group in an ECS-native hook \
-                         (DescribeServiceRevisions) is not built yet; use metric checks with \
-                         CodeDeploy hooks, or alarms checks"
-                        .to_owned())
-                });
+                let target_groups = match (self.target_groups_needed(), self.suite.as_ref()) {
+                    (Some(spec), Ok(suite)) => Some(
+                        crate::discovery::green_from_ecs(
+                            suite.aws(),
+                            &spec,
+                            event.target_service_revision_arn.as_deref(),
+                        )
+                        .await,
+                    ),
+                    _ => None,
+                };
                 self.stage_report(event.run_id(), deployment_id, deadline_ms, target_groups)
                     .await
             }

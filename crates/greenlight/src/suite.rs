@@ -112,6 +112,11 @@ impl Suite {
         self.target_group_stages.contains(&stage)
     }
 
+    /// The AWS access the suite reads through.
+    pub fn aws(&self) -> &Aws {
+        &self.aws
+    }
+
     /// Report probe progress here (the CLI does, on a terminal).
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = Some(progress);

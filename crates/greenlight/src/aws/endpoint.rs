@@ -21,6 +21,8 @@ pub enum Service {
     S3,
     /// CloudWatch (alarms, metrics).
     CloudWatch,
+    /// ECS (the target service revision of an ECS-native deployment).
+    Ecs,
 }
 
 impl Service {
@@ -31,6 +33,7 @@ impl Service {
             Service::SecretsManager => "secretsmanager",
             Service::S3 => "s3",
             Service::CloudWatch => "monitoring",
+            Service::Ecs => "ecs",
         }
     }
 
@@ -42,6 +45,7 @@ impl Service {
             Service::SecretsManager => "Secrets Manager",
             Service::S3 => "S3",
             Service::CloudWatch => "CloudWatch",
+            Service::Ecs => "ECS",
         }
     }
 
@@ -52,6 +56,7 @@ impl Service {
             Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
             Service::S3 => "AWS_ENDPOINT_URL_S3",
             Service::CloudWatch => "AWS_ENDPOINT_URL_CLOUDWATCH",
+            Service::Ecs => "AWS_ENDPOINT_URL_ECS",
         }
     }
 }
@@ -128,7 +133,7 @@ fn partition(region: &str) -> Partition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointError(pub String);
 
-/// The base URL of a JSON service (SSM, Secrets Manager, CloudWatch): requests are `POST /`.
+/// The base URL of a JSON service (SSM, Secrets Manager, CloudWatch, ECS): requests are `POST /`.
 pub fn json_service(service: Service, resolve: &Resolve<'_>) -> Result<Url, EndpointError> {
     if let Some(configured) = resolve.configured.as_deref() {
         return parse_configured(service, configured);
@@ -283,7 +288,8 @@ mod tests {
     }
 
     /// Every region case of the endpoint tests in aws-sdk-ssm 1.133 and
-    /// aws-sdk-secretsmanager 1.125 (`src/config/endpoint.rs`): (service, region, FIPS,
+    /// aws-sdk-secretsmanager 1.125 (`src/config/endpoint.rs`), and ECS's common ones:
+    /// (service, region, FIPS,
     /// dual-stack, the URL the SDK resolves).
     #[test]
     fn json_services_resolve_as_the_sdk_does() {
@@ -378,10 +384,17 @@ mod tests {
             ("secretsmanager", "us-iso-east-1", true, false, "https://secretsmanager-fips.us-iso-east-1.c2s.ic.gov"),
             ("secretsmanager", "us-isob-east-1", true, false, "https://secretsmanager-fips.us-isob-east-1.sc2s.sgov.gov"),
             ("secretsmanager", "us-isob-east-1", false, false, "https://secretsmanager.us-isob-east-1.sc2s.sgov.gov"),
+            // ECS, from its SDKs' endpoint tests: the generic rule.
+            ("ecs", "us-east-1", false, false, "https://ecs.us-east-1.amazonaws.com"),
+            ("ecs", "us-east-1", true, false, "https://ecs-fips.us-east-1.amazonaws.com"),
+            ("ecs", "us-east-1", false, true, "https://ecs.us-east-1.api.aws"),
+            ("ecs", "us-gov-west-1", true, false, "https://ecs-fips.us-gov-west-1.amazonaws.com"),
+            ("ecs", "cn-north-1", false, false, "https://ecs.cn-north-1.amazonaws.com.cn"),
         ];
         for (service, region, fips, dual_stack, wanted) in cases {
             let service = match service {
                 "ssm" => Service::Ssm,
+                "ecs" => Service::Ecs,
                 _ => Service::SecretsManager,
             };
             let url = json_service(service, &resolve(region, fips, dual_stack)).unwrap();

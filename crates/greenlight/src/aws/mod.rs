@@ -1,4 +1,5 @@
-//! AWS reads for the config and the secrets: SSM Parameter Store, S3 and Secrets Manager.
+//! AWS reads: the config and the secrets (SSM Parameter Store, S3, Secrets Manager), CloudWatch
+//! alarms and metrics, and an ECS-native deployment's target service revision.
 //!
 //! One SDK config (credentials chain, region, endpoint settings), loaded on first use, so a
 //! function whose config and secrets are local never pays for it at cold start. Each read is
@@ -9,6 +10,7 @@
 
 pub(crate) mod call;
 pub(crate) mod cloudwatch;
+pub(crate) mod ecs;
 pub(crate) mod endpoint;
 
 pub use self::cloudwatch::{AlarmState, Series};
