@@ -16,13 +16,14 @@ wait_port() {
 
 # run_hook HOOK [NAME=VALUE...]: become the hook binary, attached to the runtime emulator on
 # $watch_port and reporting to the local CodeDeploy on $codedeploy_port, with dummy AWS
-# credentials and nothing else from this shell's environment. Run it in the background.
+# credentials and nothing else from this shell's environment. Run it in the background. (The
+# dummy keys are the ones the local AWS fakes check SigV4 signatures against.)
 run_hook() {
   local hook=$1; shift
   exec env -i PATH="$PATH" \
     AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$watch_port/.rt/$hook" \
     AWS_LAMBDA_FUNCTION_NAME="$hook" AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
-    AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true \
+    AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDGREENLIGHTTEST AWS_SECRET_ACCESS_KEY=greenlight-test-secret AWS_EC2_METADATA_DISABLED=true \
     AWS_ENDPOINT_URL_CODEDEPLOY="http://127.0.0.1:$codedeploy_port" \
     "$@" "target/debug/$hook"
 }

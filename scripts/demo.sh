@@ -13,6 +13,7 @@ prod_port=${PROD_PORT:-8080}
 test_port=${TEST_PORT:-8443}
 watch_port=${WATCH_PORT:-9000}
 codedeploy_port=${CODEDEPLOY_PORT:-9901}
+cloudwatch_port=${CLOUDWATCH_PORT:-9902}
 config=${CONFIG:-examples/payments.yaml}
 bin=target/debug
 cargo_lambda=.venv/bin/cargo-lambda
@@ -20,15 +21,16 @@ export PAYSIM_API_KEY=${PAYSIM_API_KEY:-sk_test_demo_$(date +%s)}
 hooks=(after-allow-test-traffic before-allow-traffic after-allow-traffic)
 stages=(AfterAllowTestTraffic BeforeAllowTraffic AfterAllowTraffic)
 
-for tool in "$cargo_lambda" "$bin/paysim" "$bin/fake-alb" "$bin/fake-codedeploy" "${hooks[@]/#/$bin/}"; do
+for tool in "$cargo_lambda" "$bin/paysim" "$bin/fake-alb" "$bin/fake-codedeploy" "$bin/fake-cloudwatch" "${hooks[@]/#/$bin/}"; do
   [ -x "$tool" ] || { echo "$tool is missing: run 'make demo' (it builds and installs what it needs)" >&2; exit 2; }
 done
-# The shipped suite names the ALB listeners 127.0.0.1:8080 (prod) and :8443 (test).
-if [ "$prod_port" != 8080 ] || [ "$test_port" != 8443 ]; then
-  generated=$(mktemp); sed -e "s/127.0.0.1:8443/127.0.0.1:$test_port/; s/127.0.0.1:8080/127.0.0.1:$prod_port/" "$config" > "$generated"; config=$generated
-fi
-
 work=$(mktemp -d)
+# The shipped suite names the ALB listeners 127.0.0.1:8080 (prod) and :8443 (test). Its metric
+# checks read minutes of CloudWatch datapoints; this rehearsal lasts seconds, so their period
+# and window shrink to 1s and 1m (the local CloudWatch serves any period).
+sed -e "s/127.0.0.1:8443/127.0.0.1:$test_port/; s/127.0.0.1:8080/127.0.0.1:$prod_port/" \
+    -e "s/period: 60s/period: 1s/; s/window: 10m/window: 1m/" "$config" > "$work/suite.yaml"
+config=$work/suite.yaml
 logs=target/demo
 mkdir -p "$logs"
 pids=()
@@ -41,6 +43,7 @@ trap cleanup EXIT
 
 require_free "$prod_port" PROD_PORT; require_free "$test_port" TEST_PORT
 require_free "$watch_port" WATCH_PORT; require_free "$codedeploy_port" CODEDEPLOY_PORT
+require_free "$cloudwatch_port" CLOUDWATCH_PORT
 
 # paysim prints "paysim vN listening on http://127.0.0.1:PORT (fault: ...)"; start it on a free
 # port and leave that port in $port. Not called in $(...): the pid must reach this shell's
@@ -57,18 +60,32 @@ start_paysim() { # version fault
   echo "paysim $1 did not start:" >&2; cat "$log" >&2; exit 1
 }
 
+# The target groups of the shipped suite's deployment section: blue is payments-a, green
+# payments-b, as the local CodeDeploy says for every deployment.
+blue_tg=targetgroup/payments-a/73e2d6bc24d8a067
+green_tg=targetgroup/payments-b/2453ed029918f21f
+
+# The ALB in front of blue and green, and the CloudWatch that publishes their traffic.
 start_alb() { # blue green
   "$bin/fake-alb" --prod-port "$prod_port" --test-port "$test_port" --blue "$1" --green "$2" & alb_pid=$!; pids+=($alb_pid)
+  "$bin/fake-cloudwatch" --port "$cloudwatch_port" --target-group "$blue_tg=http://127.0.0.1:$1" \
+    --target-group "$green_tg=http://127.0.0.1:$2" >/dev/null & cloudwatch_pid=$!; pids+=($cloudwatch_pid)
   wait_port "$prod_port" "the local ALB"; wait_port "$test_port" "the local ALB"
+  wait_port "$cloudwatch_port" "the local CloudWatch"
+}
+stop_alb() {
+  kill "$alb_pid" "$cloudwatch_pid" 2>/dev/null || true; wait "$alb_pid" "$cloudwatch_pid" 2>/dev/null || true
 }
 
-"$bin/fake-codedeploy" --port "$codedeploy_port" & pids+=($!)
+"$bin/fake-codedeploy" --port "$codedeploy_port" \
+  --green-target-group payments-b --blue-target-group payments-a & pids+=($!)
 "$cargo_lambda" lambda watch --only-lambda-apis --invoke-address 127.0.0.1 --invoke-port "$watch_port" >/dev/null 2>&1 & pids+=($!)
 wait_port "$codedeploy_port" fake-codedeploy
 wait_port "$watch_port" "cargo lambda watch"
 
 for hook in "${hooks[@]}"; do
   run_hook "$hook" GREENLIGHT_CONFIG="file:$config" PAYSIM_API_KEY="$PAYSIM_API_KEY" \
+    AWS_ENDPOINT_URL_CLOUDWATCH="http://127.0.0.1:$cloudwatch_port" \
     > "$logs/$hook.log" 2>&1 & pids+=($!)
 done
 echo "hook logs (JSON lines, as CloudWatch would get them): $logs/"
@@ -95,7 +112,9 @@ deploy() { # name
   local i
   for i in 0 1 2; do
     if [ "$i" -eq 2 ]; then
-      kill -USR1 "$alb_pid"; sleep 0.2
+      # Shift production to green, and let the current 1-second metric period close: like
+      # CloudWatch, the local one publishes whole periods only.
+      kill -USR1 "$alb_pid"; sleep 1
     fi
     local id="$1-${stages[$i]}-$(date +%s%N)"
     "$cargo_lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$watch_port" --output-format json \
@@ -129,7 +148,7 @@ unrefunded "$green"
 
 echo
 echo "== Release 2: a broken green (paysim v2 --fault $fault) =="
-kill "$alb_pid" 2>/dev/null || true; wait "$alb_pid" 2>/dev/null || true
+stop_alb
 auditor=$green
 start_paysim v2 "$fault"; green=$port
 start_alb "$blue" "$green"

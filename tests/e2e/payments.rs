@@ -9,7 +9,9 @@
 
 use std::net::SocketAddr;
 
+use greenlight_e2e::AWS_TEST_ENV;
 use greenlight_e2e::alb::Alb;
+use greenlight_e2e::aws::{FakeAws, Store};
 use greenlight_e2e::lambda::{binary, workspace_root};
 use greenlight_e2e::paysim::{API_KEY, Paysim};
 use serde_json::Value;
@@ -20,12 +22,18 @@ const STAGES: [&str; 3] = [
     "AfterAllowTraffic",
 ];
 
-/// Blue, green and the ALB in front of them, on one shared database.
+/// The shipped suite's target groups: blue is payments-a, green payments-b.
+const BLUE_TG: &str = "targetgroup/payments-a/73e2d6bc24d8a067";
+const GREEN_TG: &str = "targetgroup/payments-b/2453ed029918f21f";
+
+/// Blue, green, the ALB in front of them (on one shared database) and a CloudWatch that
+/// publishes the traffic each really served.
 struct Release {
     /// Kept running for the ALB's production listener.
     _blue: Paysim,
     green: Paysim,
     alb: Alb,
+    cloudwatch: FakeAws,
     config: tempfile::NamedTempFile,
     db: tempfile::TempDir,
 }
@@ -38,7 +46,16 @@ impl Release {
         let green = Paysim::start("v2", &file, fault).await;
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let alb = Alb::start(any, any, blue.addr, green.addr).await;
-        // The shipped suite, pointed at this rehearsal's listeners.
+        let cloudwatch = FakeAws::start(Store {
+            live: [(BLUE_TG, blue.url()), (GREEN_TG, green.url())]
+                .into_iter()
+                .map(|(group, url)| (group.to_owned(), url))
+                .collect(),
+            ..Store::default()
+        })
+        .await;
+        // The shipped suite, pointed at this rehearsal's listeners; its metric checks' minutes
+        // shrink to seconds, as in `make demo`.
         let shipped =
             std::fs::read_to_string(workspace_root().join("examples/payments.yaml")).unwrap();
         assert!(shipped.contains("127.0.0.1:8443") && shipped.contains("127.0.0.1:8080"));
@@ -47,13 +64,16 @@ impl Release {
             config.path(),
             shipped
                 .replace("127.0.0.1:8443", &alb.test.to_string())
-                .replace("127.0.0.1:8080", &alb.prod.to_string()),
+                .replace("127.0.0.1:8080", &alb.prod.to_string())
+                .replace("period: 60s", "period: 1s")
+                .replace("window: 10m", "window: 1m"),
         )
         .unwrap();
         Release {
             _blue: blue,
             green,
             alb,
+            cloudwatch,
             config,
             db,
         }
@@ -67,6 +87,9 @@ impl Release {
             ])
             .arg(self.config.path())
             .env("PAYSIM_API_KEY", API_KEY)
+            .env("GREENLIGHT_GREEN_TARGET_GROUP", GREEN_TG)
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", self.cloudwatch.url())
+            .envs(AWS_TEST_ENV.iter().copied())
             .kill_on_drop(true)
             .output()
             .await
@@ -91,6 +114,7 @@ impl Release {
         for stage in STAGES {
             if stage == "AfterAllowTraffic" {
                 self.alb.shift_production();
+                next_second().await;
             }
             let report = self.stage(stage, run_id).await;
             let failed = report["verdict"] == "failed";
@@ -144,6 +168,14 @@ async fn a_healthy_green_passes_20_runs_out_of_20_and_leaves_nothing_behind() {
         for report in &reports {
             assert_eq!(report["verdict"], "passed", "run {run}: {:#}", report);
         }
+        // The metric checks judged green's real traffic, not an empty window.
+        let latency = metric_of(&reports[2], "green p99 latency");
+        let judged = latency["green"]["datapoints"].as_array().unwrap();
+        assert!(!judged.is_empty(), "run {run}: {latency:#}");
+        assert!(
+            latency["green"]["value"].as_f64().unwrap() > 0.0,
+            "{latency:#}"
+        );
         // A run creates six payments, so the newest 100 hold all of this run's.
         let payments = release.green.payments().await;
         let open: Vec<&Value> = payments
@@ -164,6 +196,60 @@ async fn a_healthy_green_passes_20_runs_out_of_20_and_leaves_nothing_behind() {
     );
     assert!(payments.iter().any(|p| p["created_by"] == "v1"));
     assert!(payments.iter().any(|p| p["created_by"] == "v2"));
+}
+
+/// Wait for the clock to enter the next second. The metric checks' window ends at the last
+/// whole period (1 s here, as the rehearsal shrinks CloudWatch's minutes): traffic served in
+/// the current second is in no window yet. The event waited for is the clock itself.
+async fn next_second() {
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    tokio::time::sleep(std::time::Duration::from_nanos(
+        1_000_000_000 - u64::from(into_second) + 1_000_000,
+    ))
+    .await;
+}
+
+/// The `metric` figures of a check in a report.
+fn metric_of(report: &Value, check: &str) -> Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == check)
+        .unwrap_or_else(|| panic!("no check {check:?} in {report:#}"))["metric"]
+        .clone()
+}
+
+#[tokio::test]
+async fn green_5xx_served_to_real_traffic_fails_the_metric_checks() {
+    // Green answers /health with 500. The test-traffic stage catches it first, and its probe's
+    // 500s are in green's metrics: run AfterAllowTraffic after it as if the first had passed.
+    let release = Release::start(Some("health-500")).await;
+    let first = release.stage("AfterAllowTestTraffic", "gl-5xx").await;
+    assert_eq!(first["verdict"], "failed");
+    next_second().await;
+    release.alb.shift_production();
+    let report = release.stage("AfterAllowTraffic", "gl-5xx").await;
+    let failed: Vec<String> = failed_checks(&report).into_iter().map(|(n, _)| n).collect();
+    assert!(
+        failed.contains(&"green 5xx rate under 1 %".to_owned())
+            && failed.contains(&"green 5xx no worse than blue".to_owned()),
+        "{report:#}"
+    );
+    let five_xx = metric_of(&report, "green 5xx no worse than blue");
+    assert!(
+        five_xx["green"]["value"].as_f64().unwrap() > 20.0,
+        "{five_xx:#}"
+    );
+    // Blue served no 5xx: no datapoint at all (no_data: zero judges that as 0).
+    assert_eq!(
+        five_xx["blue"]["datapoints"],
+        serde_json::json!([]),
+        "{five_xx:#}"
+    );
 }
 
 #[tokio::test]
@@ -306,6 +392,7 @@ async fn make_demo_passes_a_good_release_and_stops_a_broken_one() {
         .env("TEST_PORT", free_port().to_string())
         .env("WATCH_PORT", free_port().to_string())
         .env("CODEDEPLOY_PORT", free_port().to_string())
+        .env("CLOUDWATCH_PORT", free_port().to_string())
         .current_dir(workspace_root())
         .kill_on_drop(true)
         .output();
@@ -320,6 +407,8 @@ async fn make_demo_passes_a_good_release_and_stops_a_broken_one() {
         "{stdout}"
     );
     assert!(stdout.contains("(traffic shifted)"), "{stdout}");
+    // Green's real traffic was judged once production moved.
+    assert!(stdout.contains("PASS   green p99 latency"), "{stdout}");
     assert!(
         stdout.contains("CodeDeploy rolls back at AfterAllowTestTraffic"),
         "{stdout}"

@@ -102,6 +102,9 @@ pub struct Store {
     pub metric_requests: Vec<Value>,
     /// ECS service revisions: ARN → the target group ARNs of its resolved configuration.
     pub revisions: BTreeMap<String, Vec<String>>,
+    /// Target groups whose datapoints come from real traffic: `TargetGroup` dimension value →
+    /// base URL of the paysim behind it ([`crate::traffic`]). Others read `metrics`.
+    pub live: BTreeMap<String, String>,
 }
 
 /// The running fake.
@@ -113,12 +116,19 @@ pub struct FakeAws {
 
 impl FakeAws {
     pub async fn start(store: Store) -> Self {
+        FakeAws::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), store).await
+    }
+
+    /// Listen on `addr` (the rehearsal's fixed port).
+    pub async fn start_on(addr: SocketAddr, store: Store) -> Self {
         let store = Arc::new(Mutex::new(store));
         let app = Router::new()
             .route("/", post(json_api))
             .route("/{bucket}/{*key}", get(s3_get))
             .with_state(Arc::clone(&store));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -189,6 +199,17 @@ async fn json_api(
         Gate::Pass => {}
         Gate::Refuse(response) => return response,
         Gate::Hang => std::future::pending::<()>().await,
+    }
+    // Datapoints from real traffic are read before the store is locked (the read awaits).
+    let live_targets = store.lock().unwrap().live.clone();
+    let mut live: BTreeMap<String, Option<Vec<crate::traffic::Sample>>> = BTreeMap::new();
+    if target.ends_with(".GetMetricData") && !live_targets.is_empty() {
+        // The workspace builds reqwest without a bundled crypto provider; ring is the one in use.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        for (group, url) in &live_targets {
+            live.insert(group.clone(), crate::traffic::samples(&client, url).await);
+        }
     }
     let mut store = store.lock().unwrap();
     match target.as_str() {
@@ -317,14 +338,25 @@ async fn json_api(
                         target_group
                     );
                     let period = stat["Period"].as_f64().unwrap_or(60.0);
-                    let values = store.metrics.get(&key).cloned().unwrap_or_default();
-                    let n = values.len() as f64;
-                    values
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, v)| (end - period * (n - i as f64), v))
-                        .filter(|(at, _)| *at >= start)
-                        .collect()
+                    if let Some(samples) = live.get(target_group) {
+                        crate::traffic::series(
+                            metric["MetricName"].as_str().unwrap_or_default(),
+                            stat["Stat"].as_str().unwrap_or_default(),
+                            samples.as_deref(),
+                            period,
+                            start,
+                            end,
+                        )
+                    } else {
+                        let values = store.metrics.get(&key).cloned().unwrap_or_default();
+                        let n = values.len() as f64;
+                        values
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, v)| (end - period * (n - i as f64), v))
+                            .filter(|(at, _)| *at >= start)
+                            .collect()
+                    }
                 } else {
                     evaluate(query["Expression"].as_str().unwrap_or_default(), &series)
                 };
@@ -447,7 +479,8 @@ async fn s3_get(
     }
 }
 
-/// Metric math, as much as the tests use: numbers, query ids, `+ - * /` and parentheses,
+/// Metric math, as much as the tests use: numbers, query ids, `+ - * /`, parentheses and
+/// `FILL(id, number)`,
 /// evaluated datapoint by datapoint over the timestamps the series share.
 fn evaluate(expression: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<(f64, f64)> {
     let tokens: Vec<String> = {
@@ -537,6 +570,12 @@ fn factor(
         let value = expr(tokens, at, value_of)?;
         *at += 1;
         Some(value)
+    } else if token == "FILL" && tokens.get(*at).map(String::as_str) == Some("(") {
+        // FILL(series, number): the series, or the number where it has no datapoint.
+        let series = tokens.get(*at + 1)?.clone();
+        let fill = tokens.get(*at + 3)?.parse::<f64>().ok()?;
+        *at += 5;
+        value_of(&series).or(Some(fill))
     } else {
         value_of(&token)
     }

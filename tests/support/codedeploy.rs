@@ -115,7 +115,7 @@ impl FakeCodeDeploy {
     }
 
     /// Make `deployment` an ECS deployment whose task set labelled Green sits in the target
-    /// group named `green` (and Blue in `blue`).
+    /// group named `green` (and Blue in `blue`); `*` stands for every deployment.
     pub fn deployment(&self, deployment: &str, green: &str, blue: &str) {
         self.inner
             .green
@@ -319,12 +319,14 @@ fn deployment_target(inner: &Inner, operation: &str, request: &Value) -> Respons
         );
     }
     let deployment = request["deploymentId"].as_str().unwrap_or_default();
-    let Some(groups) = inner.green.lock().unwrap().get(deployment).cloned() else {
+    let known = inner.green.lock().unwrap();
+    let Some(groups) = known.get(deployment).or_else(|| known.get("*")).cloned() else {
         return answer(
             StatusCode::BAD_REQUEST,
             json!({"__type": "DeploymentDoesNotExistException", "message": format!("Deployment {deployment} does not exist")}),
         );
     };
+    drop(known);
     let (green, blue) = groups.split_once('|').unwrap_or_default();
     match operation {
         "ListDeploymentTargets" => answer(

@@ -14,6 +14,7 @@ pub mod leaks;
 pub mod paysim;
 pub mod sigv4;
 pub mod targets;
+pub mod traffic;
 
 use std::time::Duration;
 

@@ -25,6 +25,7 @@ mod db;
 mod error;
 mod fault;
 mod model;
+mod stats;
 
 pub use error::ApiError;
 pub use fault::{FAULT_NAMES, Fault, ParseFaultError, SLOW_DELAY};
@@ -192,7 +193,10 @@ impl App {
             )),
             _ => None,
         };
-        api::router(self.state.clone(), crash)
+        api::router(self.state.clone(), crash).layer(axum::middleware::from_fn_with_state(
+            stats::Stats::default(),
+            stats::record,
+        ))
     }
 
     /// The line printed once listening, e.g.

@@ -12,6 +12,13 @@ struct Args {
     /// Port to listen on (127.0.0.1 only).
     #[arg(long, default_value_t = 9901)]
     port: u16,
+    /// Answer ListDeploymentTargets/GetDeploymentTarget for every deployment: its task set
+    /// labelled Green is in this target group (by name)...
+    #[arg(long, requires = "blue_target_group")]
+    green_target_group: Option<String>,
+    /// ...and Blue in this one.
+    #[arg(long, requires = "green_target_group")]
+    blue_target_group: Option<String>,
 }
 
 #[tokio::main]
@@ -19,6 +26,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let fake = FakeCodeDeploy::start_on(addr, true).await;
+    if let (Some(green), Some(blue)) = (&args.green_target_group, &args.blue_target_group) {
+        fake.deployment("*", green, blue);
+    }
     println!(
         "[codedeploy] listening on {} (set AWS_ENDPOINT_URL_CODEDEPLOY={})",
         fake.addr,
