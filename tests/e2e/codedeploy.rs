@@ -26,6 +26,7 @@ fn event(id: &str) -> CodeDeployEvent {
     CodeDeployEvent {
         deployment_id: "d-TEST".into(),
         lifecycle_event_hook_execution_id: id.into(),
+        watch: None,
     }
 }
 

@@ -67,6 +67,18 @@ fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
     // Alarm reads only when asked for, on this account's alarms.
     assert!(template.contains("EnableMetricChecks"));
     assert!(template.contains("cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"));
+    // A watch's continuation invokes the hooks themselves, by name, and nothing else.
+    let invoke = template
+        .split("Sid: ContinueWatchInNextInvocation")
+        .nth(1)
+        .unwrap()
+        .split("- Sid:")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(invoke.contains("Action: lambda:InvokeFunction"));
+    assert!(!invoke.contains("function:*"), "{invoke}");
+    assert_eq!(invoke.matches("function:${FunctionNamePrefix}_").count(), 6);
     // ECS-native discovery reads only the named service's revisions.
     assert!(template.contains("Action: ecs:DescribeServiceRevisions"));
     assert!(template.contains("service-revision/${EcsService}/*"));

@@ -102,6 +102,10 @@ pub struct Store {
     pub metric_requests: Vec<Value>,
     /// ECS service revisions: ARN → the target group ARNs of its resolved configuration.
     pub revisions: BTreeMap<String, Vec<String>>,
+    /// Lambda `Invoke` calls: (function, qualifier, invocation type, payload).
+    pub invocations: Vec<(String, Option<String>, String, Value)>,
+    /// Refuse Invoke calls as access denied.
+    pub refuse_invoke: bool,
     /// Target groups whose datapoints come from real traffic: `TargetGroup` dimension value →
     /// base URL of the paysim behind it ([`crate::traffic`]). Others read `metrics`.
     pub live: BTreeMap<String, String>,
@@ -124,6 +128,10 @@ impl FakeAws {
         let store = Arc::new(Mutex::new(store));
         let app = Router::new()
             .route("/", post(json_api))
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                post(lambda_invoke),
+            )
             .route("/{bucket}/{*key}", get(s3_get))
             .with_state(Arc::clone(&store));
         let listener = tokio::net::TcpListener::bind(addr)
@@ -152,6 +160,7 @@ impl FakeAws {
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.url()),
             ("AWS_ENDPOINT_URL_CLOUDWATCH", self.url()),
             ("AWS_ENDPOINT_URL_ECS", self.url()),
+            ("AWS_ENDPOINT_URL_LAMBDA", self.url()),
         ]
     }
 
@@ -417,6 +426,52 @@ async fn json_api(
         }
         other => json_error("UnknownOperationException", other),
     }
+}
+
+/// Lambda `Invoke`: records the call and answers 202 (queued), as for `InvocationType: Event`.
+async fn lambda_invoke(
+    State(store): State<Arc<Mutex<Store>>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let gated = gate(
+        &mut store.lock().unwrap(),
+        &method,
+        &uri,
+        &headers,
+        &body,
+        false,
+    );
+    match gated {
+        Gate::Pass => {}
+        Gate::Refuse(response) => return response,
+        Gate::Hang => std::future::pending::<()>().await,
+    }
+    let mut store = store.lock().unwrap();
+    store.requests.push(("lambda".into(), name.clone()));
+    if store.refuse_invoke {
+        return (
+            StatusCode::FORBIDDEN,
+            [("x-amzn-errortype", "AccessDeniedException")],
+            json!({"Message": format!("not authorized to perform: lambda:InvokeFunction on {name}")}).to_string(),
+        )
+            .into_response();
+    }
+    let qualifier = uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("Qualifier=").map(str::to_owned))
+    });
+    let kind = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse")
+        .to_owned();
+    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    store.invocations.push((name, qualifier, kind, payload));
+    StatusCode::ACCEPTED.into_response()
 }
 
 fn s3_error(status: StatusCode, code: &str) -> Response {

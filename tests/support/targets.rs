@@ -47,6 +47,8 @@ pub enum Behaviour {
     Echo { pad: usize },
     /// 200 with this JSON body, whatever was asked.
     Json(Arc<str>),
+    /// 500 for these paths, healthy for every other.
+    FailPaths(Arc<[&'static str]>),
     /// Like `Json`, but each answer waits until `n` requests are in flight (or `limit` passes),
     /// so that `n` bodies are in flight together.
     GatedJson {
@@ -146,6 +148,13 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     shared.changed.notify_waiters();
     let response = match &shared.behaviour {
         Behaviour::Healthy => healthy(),
+        Behaviour::FailPaths(paths) if paths.contains(&parts.uri.path()) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "application/json")],
+            r#"{"error":"injected failure"}"#,
+        )
+            .into_response(),
+        Behaviour::FailPaths(_) => healthy(),
         Behaviour::Status(code) => (
             StatusCode::from_u16(*code).unwrap(),
             [("content-type", "application/json")],

@@ -105,10 +105,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let aws = Arc::new(Aws::new());
             let (config, source) = load(config, &aws).await?;
             config.stage(stage)?;
-            let budget = Budget::fixed(config.defaults.budget.0);
             let suite = Suite::load(config, source, &aws)
                 .await?
                 .with_progress(Arc::new(TerminalProgress::new()));
+            // The whole watch runs in this process: its longest repeat, plus the stage budget.
+            let budget = Budget::fixed(
+                suite.config.defaults.budget.0 + suite.longest_watch(stage).unwrap_or_default(),
+            );
             let run_id = run_id.unwrap_or_else(fresh_run_id);
             let target_groups = match (&suite.config.deployment, green_target_group) {
                 (Some(spec), Some(green)) => Some(greenlight::discovery::resolve(spec, &green)),
@@ -212,6 +215,15 @@ impl Progress for TerminalProgress {
             && let Some(bar) = bars.remove(check)
         {
             bar.finish_and_clear();
+        }
+    }
+
+    /// One line per run of a repeating check, on a terminal only.
+    fn repeated(&self, check: &str, run: u32, planned: u32, outcome: &str) {
+        if !self.bars.is_hidden() {
+            let _ = self
+                .bars
+                .println(format!("repeat {check}: run {run} of {planned} {outcome}"));
         }
     }
 }

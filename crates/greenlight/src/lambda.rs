@@ -20,7 +20,7 @@ use crate::redact::Redactor;
 use crate::report::StageReport;
 use crate::report::codedeploy::{CodeDeploySink, StatusSink};
 use crate::stage::Stage;
-use crate::suite::Suite;
+use crate::suite::{StageInputs, StageRun, Suite};
 
 /// Extra time past the budget before the evaluation itself is abandoned. The runner already
 /// cuts checks off at the budget; this only guards against a bug outside the checks.
@@ -56,6 +56,34 @@ pub struct Hook<S> {
     suite: Result<Arc<Suite>, String>,
     defaults: Defaults,
     sink: S,
+    continuation: Option<Continuation>,
+}
+
+/// How a CodeDeploy hook reaches its own next invocation: this function, by name and version.
+pub struct Continuation {
+    /// AWS access (Lambda `Invoke`).
+    pub aws: Arc<crate::aws::Aws>,
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
+    pub function: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`, unless `$LATEST`.
+    pub qualifier: Option<String>,
+}
+
+impl Continuation {
+    /// This function, as Lambda's environment names it; `None` outside Lambda.
+    pub fn from_env(aws: Arc<crate::aws::Aws>) -> Option<Self> {
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .ok()
+            .filter(|name| !name.trim().is_empty())?;
+        let qualifier = std::env::var("AWS_LAMBDA_FUNCTION_VERSION")
+            .ok()
+            .filter(|version| !version.trim().is_empty() && version != "$LATEST");
+        Some(Continuation {
+            aws,
+            function,
+            qualifier,
+        })
+    }
 }
 
 impl<S: StatusSink> Hook<S> {
@@ -73,7 +101,14 @@ impl<S: StatusSink> Hook<S> {
                 .map_err(|err| Redactor::default().scrub(&err.to_string())),
             defaults,
             sink,
+            continuation: None,
         }
+    }
+
+    /// Let a watch that outlasts an invocation continue in the next one (CodeDeploy hooks).
+    pub fn with_continuation(mut self, continuation: Option<Continuation>) -> Self {
+        self.continuation = continuation;
+        self
     }
 
     /// Handle one invocation: `deadline_ms` is the Lambda deadline (0 when unknown).
@@ -97,6 +132,7 @@ impl<S: StatusSink> Hook<S> {
             deployment_id = %event.deployment_id,
             lifecycle_event_hook_execution_id = %event.lifecycle_event_hook_execution_id,
             run_id = %event.run_id(),
+            continuation = event.watch.is_some(),
             "hook invoked by CodeDeploy"
         );
         let target_groups = match self.target_groups_needed() {
@@ -110,14 +146,45 @@ impl<S: StatusSink> Hook<S> {
         };
         // Why green's target group was not found reaches the log through the report, where it
         // is scrubbed like every other text; it is not logged raw here.
-        let report = self
-            .stage_report(
-                event.run_id(),
-                event.deployment_id.clone(),
-                deadline_ms,
-                target_groups,
-            )
-            .await;
+        let invocation = Invocation {
+            run_id: event.run_id(),
+            deployment_id: event.deployment_id.clone(),
+            deadline_ms,
+            target_groups,
+            green_weight: None,
+            watch: event.watch.clone(),
+            engine: Engine::CodeDeploy,
+        };
+        let report = match self.stage_run(invocation).await {
+            (StageRun::Decided(report), _) => report,
+            (
+                StageRun::Watching {
+                    report,
+                    state,
+                    wait,
+                },
+                stage_end,
+            ) => {
+                match self.hand_on(&event, state, wait, stage_end).await {
+                    Ok(seq) => {
+                        return Ok(json!({
+                            "status": "InProgress",
+                            "continuation": seq,
+                            "report": report,
+                        }));
+                    }
+                    // A deployment must never wait out the hour for a continuation that was
+                    // never sent: report Failed now.
+                    Err(why) => {
+                        let mut report = report;
+                        report.errors.push(why);
+                        report.verdict = crate::verdict::Verdict::Failed;
+                        crate::report::log::emit(&report);
+                        report
+                    }
+                }
+            }
+        };
         match self.sink.put(&event, report.verdict).await {
             Ok(delivery) => {
                 tracing::info!(
@@ -146,8 +213,62 @@ impl<S: StatusSink> Hook<S> {
         }
     }
 
-    /// ECS reads the verdict from the return value: `{"hookStatus": "SUCCEEDED" | "FAILED"}`.
-    /// A stage this function does not check is FAILED with the reason, never a silent pass.
+    /// Hand a CodeDeploy watch to this function's next invocation: wait until the next run is
+    /// due or this invocation's time is up (so a long interval costs one invocation per
+    /// timeout, not a chain of them), then queue the invocation. Returns the state's sequence
+    /// number, or why the hand-off failed.
+    async fn hand_on(
+        &self,
+        event: &CodeDeployEvent,
+        state: crate::watch::WatchState,
+        wait: Duration,
+        stage_end: Instant,
+    ) -> Result<u32, String> {
+        let Some(continuation) = &self.continuation else {
+            return Err(
+                "the watch needs another invocation, and this function cannot invoke \
+                        itself (AWS_LAMBDA_FUNCTION_NAME is not set)"
+                    .to_owned(),
+            );
+        };
+        tokio::time::sleep_until((Instant::now() + wait).min(stage_end)).await;
+        let seq = state.seq;
+        let payload = event.continuation(state.to_value());
+        match continuation
+            .aws
+            .invoke_async(
+                &continuation.function,
+                continuation.qualifier.as_deref(),
+                &payload,
+            )
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    stage = %self.stage,
+                    deployment_id = %event.deployment_id,
+                    seq,
+                    function = %continuation.function,
+                    "watch handed to the next invocation"
+                );
+                Ok(seq)
+            }
+            Err(err) => {
+                let why = format!(
+                    "could not hand the watch to the next invocation ({}; {}), so it reports \
+                     Failed now rather than leave the deployment waiting",
+                    err.problem, err.fix
+                );
+                tracing::error!(stage = %self.stage, seq, error = %why, "watch hand-off failed");
+                Err(why)
+            }
+        }
+    }
+
+    /// ECS reads the verdict from the return value: `{"hookStatus": "SUCCEEDED" | "FAILED"}`,
+    /// or `IN_PROGRESS` with a `callBackDelay` and the watch's state in `hookDetails` while a
+    /// watch goes on. A stage this function does not check is FAILED with the reason, never a
+    /// silent pass; a rollback is answered SUCCEEDED at once.
     async fn handle_ecs(&self, event: EcsEvent, deadline_ms: u64) -> Value {
         let deployment_id = event
             .resource_arn
@@ -160,9 +281,20 @@ impl<S: StatusSink> Hook<S> {
             execution_id = %event.execution_id,
             deployment_id = %deployment_id,
             target_service_revision_arn = event.target_service_revision_arn.as_deref(),
+            green_weight = event.green_weight(),
+            continuation = event.watch_state().is_some(),
             run_id = %event.run_id(),
             "hook invoked by ECS"
         );
+        if event.is_rollback() {
+            tracing::warn!(
+                stage = %self.stage,
+                lifecycle_stage = %event.lifecycle_stage,
+                deployment_id = %deployment_id,
+                "ECS is rolling the deployment back: answered SUCCEEDED at once, so nothing holds the rollback up"
+            );
+            return crate::report::ecs::rollback();
+        }
         let report = match Stage::from_ecs_name(&event.lifecycle_stage) {
             Some(stage) if stage == self.stage => {
                 let target_groups = match (self.target_groups_needed(), self.suite.as_ref()) {
@@ -176,8 +308,32 @@ impl<S: StatusSink> Hook<S> {
                     ),
                     _ => None,
                 };
-                self.stage_report(event.run_id(), deployment_id, deadline_ms, target_groups)
-                    .await
+                let invocation = Invocation {
+                    run_id: event.run_id(),
+                    deployment_id,
+                    deadline_ms,
+                    target_groups,
+                    green_weight: event.green_weight(),
+                    watch: event.watch_state().cloned(),
+                    engine: Engine::Ecs,
+                };
+                match self.stage_run(invocation).await.0 {
+                    StageRun::Decided(report) => report,
+                    StageRun::Watching {
+                        report,
+                        state,
+                        wait,
+                    } => {
+                        let answer = crate::report::ecs::in_progress(&report, &state, wait);
+                        tracing::info!(
+                            stage = %self.stage,
+                            seq = state.seq,
+                            call_back_delay_s = answer["callBackDelay"].as_u64(),
+                            "answered ECS: IN_PROGRESS, the watch goes on"
+                        );
+                        return answer;
+                    }
+                }
             }
             other => {
                 let why = match other {
@@ -192,7 +348,8 @@ impl<S: StatusSink> Hook<S> {
                     None => format!(
                         "ECS invoked this function for {}, a stage greenlight does not check: \
                          attach it to {} only (greenlight checks POST_TEST_TRAFFIC_SHIFT, \
-                         PRE_PRODUCTION_TRAFFIC_SHIFT and POST_PRODUCTION_TRAFFIC_SHIFT)",
+                         PRE_PRODUCTION_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT and \
+                         POST_PRODUCTION_TRAFFIC_SHIFT)",
                         event.lifecycle_stage,
                         self.stage.ecs_name()
                     ),
@@ -211,8 +368,6 @@ impl<S: StatusSink> Hook<S> {
         crate::report::ecs::response(&report)
     }
 
-    /// Run this function's stage under the invocation's budget, whatever the config's state,
-    /// and log the result. Never fails: every problem is in the (failed) report.
     /// The deployment's target groups, when a check of this stage needs green's.
     fn target_groups_needed(&self) -> Option<crate::config::DeploymentSpec> {
         let suite = self.suite.as_ref().ok()?;
@@ -222,19 +377,26 @@ impl<S: StatusSink> Hook<S> {
             .flatten()
     }
 
-    async fn stage_report(
-        &self,
-        run_id: String,
-        deployment_id: String,
-        deadline_ms: u64,
-        target_groups: Option<Result<crate::discovery::TargetGroups, String>>,
-    ) -> StageReport {
+    /// Run this function's stage (or this invocation's share of a watch) under the
+    /// invocation's budget, whatever the config's state, and log the result. Never fails:
+    /// every problem is in the (failed) report. Also returns when the checks' time ends.
+    async fn stage_run(&self, invocation: Invocation) -> (StageRun, Instant) {
+        let Invocation {
+            run_id,
+            deployment_id,
+            deadline_ms,
+            target_groups,
+            green_weight,
+            watch,
+            engine,
+        } = invocation;
         let budget = Budget::from_deadline(
             deadline_ms,
             SystemTime::now(),
             self.defaults.report_reserve.0,
             self.defaults.budget.0,
         );
+        let stage_end = Instant::now() + budget.checks;
         // Said before the checks start, so the log reads in the order things happened.
         let fallback_warning = match budget.source {
             BudgetSource::Fallback { reason } => {
@@ -253,56 +415,134 @@ impl<S: StatusSink> Hook<S> {
             }
             BudgetSource::Deadline { .. } => None,
         };
-        let mut report = match &self.suite {
-            Ok(suite) => {
-                let suite = Arc::clone(suite);
-                let (stage, id, checks) = (self.stage, run_id.clone(), budget.checks);
-                let deployment = Some(deployment_id.clone());
-                let evaluation = async move {
-                    suite
-                        .run_stage_for(stage, checks, id, deployment, target_groups)
-                        .await
-                };
-                evaluate(self.stage, &run_id, budget, evaluation).await
+        let run = match &self.suite {
+            Ok(suite) => match resume(suite, self.stage, &run_id, watch.as_ref(), engine) {
+                Ok(resume) => {
+                    let suite = Arc::clone(suite);
+                    let (stage, id, checks) = (self.stage, run_id.clone(), budget.checks);
+                    let inputs = StageInputs {
+                        deployment_id: Some(deployment_id.clone()),
+                        target_groups,
+                        green_weight,
+                        resume,
+                    };
+                    let evaluation =
+                        async move { suite.run_stage_with(stage, checks, id, inputs).await };
+                    evaluate(self.stage, &run_id, budget, evaluation).await
+                }
+                Err(why) => StageRun::Decided(StageReport::not_run(
+                    self.stage,
+                    run_id,
+                    why,
+                    Duration::ZERO,
+                )),
+            },
+            Err(config_error) => StageRun::Decided(StageReport::not_run(
+                self.stage,
+                run_id,
+                config_error.clone(),
+                Duration::ZERO,
+            )),
+        };
+        let run = match run {
+            StageRun::Decided(mut report) => {
+                report.warnings.extend(fallback_warning);
+                let report = report.for_deployment(deployment_id);
+                crate::report::log::emit(&report);
+                StageRun::Decided(report)
             }
-            Err(config_error) => {
-                StageReport::not_run(self.stage, run_id, config_error.clone(), Duration::ZERO)
+            StageRun::Watching {
+                report,
+                state,
+                wait,
+            } => {
+                let report = report.for_deployment(deployment_id);
+                crate::report::log::watching(&report, &state, wait);
+                StageRun::Watching {
+                    report,
+                    state,
+                    wait,
+                }
             }
         };
-        report.warnings.extend(fallback_warning);
-        let report = report.for_deployment(deployment_id);
-        crate::report::log::emit(&report);
-        report
+        (run, stage_end)
     }
+}
+
+/// Which engine invoked the hook: what a watch can span depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    /// CodeDeploy waits one hour for the status.
+    CodeDeploy,
+    /// ECS waits its lifecycle-hook timeout (24 h by default).
+    Ecs,
+}
+
+/// What one invocation brings to the stage.
+struct Invocation {
+    run_id: String,
+    deployment_id: String,
+    deadline_ms: u64,
+    target_groups: Option<Result<crate::discovery::TargetGroups, String>>,
+    green_weight: Option<u8>,
+    watch: Option<Value>,
+    engine: Engine,
+}
+
+/// The watch state to resume from, checked against this execution; or why the invocation
+/// must fail closed (a state that does not parse or is another's, or a watch CodeDeploy's
+/// hour cannot hold).
+fn resume(
+    suite: &Suite,
+    stage: Stage,
+    run_id: &str,
+    watch: Option<&Value>,
+    engine: Engine,
+) -> Result<Option<crate::watch::WatchState>, String> {
+    if engine == Engine::CodeDeploy
+        && let Some(longest) = suite.longest_watch(stage)
+        && longest > crate::config::watch::CODEDEPLOY_MAX_WATCH
+    {
+        return Err(format!(
+            "config error: a check of {stage} repeats for {}, and CodeDeploy waits at most one \
+             hour for a hook: repeat for at most {} (ECS-native hooks may watch for up to 24h)",
+            humantime::format_duration(longest),
+            humantime::format_duration(crate::config::watch::CODEDEPLOY_MAX_WATCH)
+        ));
+    }
+    watch
+        .map(|value| crate::watch::WatchState::resume(value, run_id, stage))
+        .transpose()
+        .map_err(|err| err.to_string())
 }
 
 /// Run an evaluation in its own task so that a panic anywhere in it, or an overrun, still
 /// produces a (failed) report instead of a lost invocation.
-pub async fn evaluate<F>(stage: Stage, run_id: &str, budget: Budget, evaluation: F) -> StageReport
+pub async fn evaluate<F>(stage: Stage, run_id: &str, budget: Budget, evaluation: F) -> StageRun
 where
-    F: Future<Output = StageReport> + Send + 'static,
+    F: Future<Output = StageRun> + Send + 'static,
 {
     let started = Instant::now();
     let task = tokio::spawn(evaluation);
     let abort = task.abort_handle();
+    let failed = |why: &str| {
+        StageRun::Decided(StageReport::not_run(
+            stage,
+            run_id.to_owned(),
+            why.to_owned(),
+            started.elapsed(),
+        ))
+    };
     match tokio::time::timeout(budget.checks + GRACE, task).await {
-        Ok(Ok(report)) => report,
-        Ok(Err(join_error)) => {
-            let why = if join_error.is_panic() {
-                "greenlight panicked while running the stage (a bug: please report it); failing closed"
-            } else {
-                "the stage evaluation was cancelled; failing closed"
-            };
-            StageReport::not_run(stage, run_id.to_owned(), why.to_owned(), started.elapsed())
-        }
+        Ok(Ok(run)) => run,
+        Ok(Err(join_error)) => failed(if join_error.is_panic() {
+            "greenlight panicked while running the stage (a bug: please report it); failing closed"
+        } else {
+            "the stage evaluation was cancelled; failing closed"
+        }),
         Err(_) => {
             abort.abort();
-            StageReport::not_run(
-                stage,
-                run_id.to_owned(),
-                "the stage did not finish within its budget; failing closed".to_owned(),
-                started.elapsed(),
-            )
+            failed("the stage did not finish within its budget; failing closed")
         }
     }
 }
@@ -332,7 +572,8 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
         .map(|suite| suite.config.defaults.report_reserve.0)
         .unwrap_or_else(|_| Defaults::default().report_reserve.0);
     let sink = CodeDeploySink::from_sdk(aws.sdk().await, reserve);
-    let hook = Arc::new(Hook::new(stage, suite, sink));
+    let continuation = Continuation::from_env(Arc::clone(&aws));
+    let hook = Arc::new(Hook::new(stage, suite, sink).with_continuation(continuation));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let hook = Arc::clone(&hook);
         async move { hook.handle(event.payload, event.context.deadline).await }
@@ -531,10 +772,14 @@ mod tests {
     #[tokio::test]
     async fn a_panic_in_the_evaluation_is_a_failed_report() {
         let budget = Budget::fixed(Duration::from_secs(5));
-        let report = evaluate(Stage::AfterAllowTestTraffic, "gl-1", budget, async {
-            panic!("boom")
-        })
-        .await;
+        let StageRun::Decided(report) =
+            evaluate(Stage::AfterAllowTestTraffic, "gl-1", budget, async {
+                panic!("boom")
+            })
+            .await
+        else {
+            panic!("decided")
+        };
         assert_eq!(report.verdict, Verdict::Failed);
         assert!(report.errors[0].contains("panicked"), "{:?}", report.errors);
     }
@@ -542,13 +787,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_evaluation_that_overruns_is_a_failed_report() {
         let budget = Budget::fixed(Duration::from_secs(5));
-        let report = evaluate(
+        let StageRun::Decided(report) = evaluate(
             Stage::AfterAllowTestTraffic,
             "gl-1",
             budget,
             std::future::pending(),
         )
-        .await;
+        .await
+        else {
+            panic!("decided")
+        };
         assert_eq!(report.verdict, Verdict::Failed);
         assert!(report.errors[0].contains("budget"), "{:?}", report.errors);
     }

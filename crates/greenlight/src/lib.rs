@@ -29,6 +29,7 @@ pub mod suite;
 pub mod telemetry;
 pub(crate) mod template;
 pub mod verdict;
+pub mod watch;
 
 pub use check::Progress;
 pub use config::Config;

@@ -144,6 +144,11 @@ pub fn format_p(p: f64) -> String {
     }
 }
 
+/// A moment as RFC 3339, to the second.
+pub(crate) fn rfc3339(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 /// The latency figures of one side of a probe.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LatencyStats {
@@ -182,7 +187,7 @@ pub struct JudgeStats {
     pub shift_lower_ms: f64,
     /// That bound as a fraction of blue's median: what the tolerance is held against.
     pub relative_shift_lower: f64,
-    /// Blue's second-slowest latency, ms: the tail threshold.
+    /// Blue's slowest latency × (1 + tolerance), ms: the tail threshold.
     pub tail_threshold_ms: f64,
     /// Green requests slower than the threshold.
     pub tail_count: u64,
@@ -190,6 +195,15 @@ pub struct JudgeStats {
     pub tail_expected: f64,
     /// The exact one-sided p-value of that count.
     pub tail_p: f64,
+    /// Where blue's fitted tail expects 1 green request in 100 probes, ms (none when blue's
+    /// slowest requests are all equal).
+    pub far_threshold_ms: Option<f64>,
+    /// Green requests beyond it.
+    pub far_count: u64,
+    /// How many the fit expects there.
+    pub far_expected: f64,
+    /// The Poisson p-value of the count under the fit.
+    pub far_p: f64,
     /// Samples compared per side (green, blue).
     pub samples: (usize, usize),
 }
@@ -280,6 +294,9 @@ pub struct CheckResult {
     /// A metric check's datapoints, reduced values and bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<MetricFigures>,
+    /// A repeating check's counts and last runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<crate::watch::RepeatFigures>,
 }
 
 impl CheckResult {
@@ -303,6 +320,7 @@ impl CheckResult {
             message,
             stats: None,
             metric: None,
+            repeat: None,
         }
     }
 

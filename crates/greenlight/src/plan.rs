@@ -181,6 +181,8 @@ fn plan_check(
         retries: spec.retries(config.defaults.retries),
         retry_delay: spec.retry_delay.unwrap_or(config.defaults.retry_delay).0,
         kind,
+        repeat: spec.repeat.clone(),
+        when: spec.when.clone(),
     })
 }
 

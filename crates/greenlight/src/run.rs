@@ -10,9 +10,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::check::RunContext;
 use crate::outcome::{CheckResult, Outcome, Ran};
-use crate::plan::Plan;
 
 /// A unit of work for [`run_jobs`]: a check's identity and the future that runs it.
 pub(crate) struct Job {
@@ -24,30 +22,6 @@ pub(crate) struct Job {
     pub required: bool,
     /// Runs the check; yields the outcome and the number of attempts.
     pub work: BoxFuture<'static, (Ran, u32)>,
-}
-
-/// Run every check of a plan within `budget`.
-pub(crate) async fn run_plan(
-    plan: &Plan,
-    ctx: Arc<RunContext>,
-    budget: Duration,
-) -> Vec<CheckResult> {
-    let deadline = Instant::now() + budget;
-    let jobs = plan
-        .checks
-        .iter()
-        .map(|check| {
-            let check = check.clone();
-            let ctx = Arc::clone(&ctx);
-            Job {
-                name: check.name.clone(),
-                kind: check.kind.label(),
-                required: check.required,
-                work: Box::pin(async move { check.run(ctx, deadline).await }),
-            }
-        })
-        .collect();
-    run_jobs(jobs, deadline, plan.concurrency).await
 }
 
 /// Run jobs concurrently (at most `concurrency` at once) until `deadline`.

@@ -46,7 +46,12 @@ impl Stage {
     }
 
     /// The stage for an ECS-native lifecycle stage name, if greenlight checks that stage.
+    /// `PRODUCTION_TRAFFIC_SHIFT` (every step of a canary or linear shift) is checked as
+    /// AfterAllowTraffic: production traffic on green, at the step's weight.
     pub fn from_ecs_name(name: &str) -> Option<Stage> {
+        if name.trim() == "PRODUCTION_TRAFFIC_SHIFT" {
+            return Some(Stage::AfterAllowTraffic);
+        }
         Stage::ALL
             .into_iter()
             .find(|stage| stage.ecs_name() == name.trim())

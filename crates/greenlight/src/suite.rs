@@ -14,13 +14,14 @@ use crate::client::{BodyBudget, TargetSettings, Targets};
 use crate::config::Config;
 use crate::discovery::TargetGroups;
 use crate::error::ConfigError;
+use crate::outcome::CheckResult;
 use crate::plan::Plans;
 use crate::redact::Redactor;
-use crate::report::StageReport;
-use crate::run::run_plan;
+use crate::report::{SkippedCheck, StageReport};
 use crate::source::Source;
 use crate::stage::Stage;
 use crate::template::Vars;
+use crate::watch::{WatchState, WatchStep};
 
 /// A validated config, its HTTP clients, its plans and its redactor.
 #[derive(Clone)]
@@ -112,6 +113,17 @@ impl Suite {
         self.target_group_stages.contains(&stage)
     }
 
+    /// How long the longest watch (`repeat.for`) of a stage lasts; `None` when nothing repeats.
+    pub fn longest_watch(&self, stage: Stage) -> Option<Duration> {
+        self.config
+            .stages
+            .get(stage)?
+            .checks
+            .iter()
+            .filter_map(|check| check.repeat.as_ref().map(|r| r.for_.0))
+            .max()
+    }
+
     /// The AWS access the suite reads through.
     pub fn aws(&self) -> &Aws {
         &self.aws
@@ -137,7 +149,8 @@ impl Suite {
     }
 
     /// The same, with what this run found of the deployment's target groups: `None` when
-    /// nothing looked, an error that a check needing them reports.
+    /// nothing looked, an error that a check needing them reports. A watch (`repeat`) must
+    /// finish within `budget` here: give the whole watch's time (the CLI does).
     pub async fn run_stage_for(
         &self,
         stage: Stage,
@@ -146,16 +159,45 @@ impl Suite {
         deployment_id: Option<String>,
         target_groups: Option<Result<TargetGroups, String>>,
     ) -> StageReport {
+        let inputs = StageInputs {
+            deployment_id,
+            target_groups,
+            ..StageInputs::default()
+        };
+        match self.run_stage_with(stage, budget, run_id, inputs).await {
+            StageRun::Decided(report) => report,
+            StageRun::Watching { mut report, .. } => {
+                report.errors.push(format!(
+                    "the watch did not finish within the budget of {}: give it the time of its \
+                     longest repeat (defaults.budget)",
+                    humantime::format_duration(budget)
+                ));
+                report.verdict = crate::verdict::Verdict::Failed;
+                report
+            }
+        }
+    }
+
+    /// One invocation's share of a stage: every single check (first invocation) and the runs
+    /// of repeating checks that fit in `budget`. Either the stage is decided, or the watch goes
+    /// on in another invocation from the state returned.
+    pub async fn run_stage_with(
+        &self,
+        stage: Stage,
+        budget: Duration,
+        run_id: String,
+        inputs: StageInputs,
+    ) -> StageRun {
         let started = Instant::now();
         let plan = match self.plans.get(stage) {
             Ok(plan) => plan,
             Err(err) => {
-                return StageReport::not_run(
+                return StageRun::Decided(StageReport::not_run(
                     stage,
                     run_id,
                     self.redactor.scrub(&err.to_string()),
                     started.elapsed(),
-                );
+                ));
             }
         };
         let mut warnings = Vec::new();
@@ -171,9 +213,9 @@ impl Suite {
                 "stage {stage} has no checks: it passes because the config lists none"
             ));
         }
-        let deployment_id = deployment_id.unwrap_or_else(|| "local".to_owned());
+        let deployment_id = inputs.deployment_id.unwrap_or_else(|| "local".to_owned());
         let mut vars = Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets);
-        match target_groups {
+        match inputs.target_groups {
             Some(Ok(groups)) => {
                 vars.set("green_target_group", &groups.green);
                 vars.set("blue_target_group", &groups.blue);
@@ -190,26 +232,97 @@ impl Suite {
                 }
             }
         }
+        // Green's share of production traffic: what the event says (an ECS canary or linear
+        // step), else what the stage implies (all of it once production moved).
+        let green_weight = inputs.green_weight.unwrap_or(match stage {
+            Stage::AfterAllowTraffic => 100,
+            _ => 0,
+        });
+        vars.set("green_weight", &green_weight.to_string());
+        vars.set("blue_weight", &(100 - green_weight.min(100)).to_string());
+        vars.set("repeat", "0");
+        // `when` conditions decide which checks run at all at this weight.
+        let mut skipped = Vec::new();
+        let mut plan = plan.clone();
+        plan.checks.retain(|check| {
+            match check.when.as_ref().and_then(|when| when.skips(green_weight)) {
+                Some(reason) => {
+                    tracing::info!(check = %check.name, green_weight, reason = %reason, "check skipped");
+                    skipped.push(SkippedCheck {
+                        name: check.name.clone(),
+                        reason,
+                    });
+                    false
+                }
+                None => true,
+            }
+        });
         let ctx = Arc::new(RunContext {
             vars,
             redactor: self.redactor.clone(),
             aws: Arc::clone(&self.aws),
             progress: self.progress.clone(),
         });
-        let checks = run_plan(plan, ctx, budget)
-            .await
-            .into_iter()
-            .map(|check| check.redacted(&self.redactor))
-            .collect();
-        StageReport::new(
-            stage,
-            run_id,
-            checks,
-            Vec::new(),
-            warnings,
-            started.elapsed(),
-        )
+        let step = crate::watch::run(&plan, ctx, budget, inputs.resume, &run_id, stage).await;
+        let report = |checks: Vec<CheckResult>, errors: Vec<String>| {
+            let checks = checks
+                .into_iter()
+                .map(|check| check.redacted(&self.redactor))
+                .collect();
+            let mut report = StageReport::new(
+                stage,
+                run_id.clone(),
+                checks,
+                errors,
+                warnings.clone(),
+                started.elapsed(),
+            );
+            report.skipped = skipped.clone();
+            report
+        };
+        match step {
+            Ok(WatchStep::Done(checks)) => StageRun::Decided(report(checks, Vec::new())),
+            Ok(WatchStep::Continue {
+                state,
+                wait,
+                so_far,
+            }) => StageRun::Watching {
+                report: report(so_far, Vec::new()),
+                state,
+                wait,
+            },
+            Err(err) => StageRun::Decided(report(Vec::new(), vec![err.to_string()])),
+        }
     }
+}
+
+/// What one invocation of a stage is given besides the config and its budget.
+#[derive(Debug, Default)]
+pub struct StageInputs {
+    /// The deployment it runs for (`local` when none).
+    pub deployment_id: Option<String>,
+    /// What this run found of the deployment's target groups; `None` when nothing looked.
+    pub target_groups: Option<Result<TargetGroups, String>>,
+    /// Green's share of production traffic, percent; the stage's own when unknown.
+    pub green_weight: Option<u8>,
+    /// The watch state an earlier invocation handed over.
+    pub resume: Option<WatchState>,
+}
+
+/// How one invocation of a stage ended.
+#[derive(Debug)]
+pub enum StageRun {
+    /// Passed or failed: report it.
+    Decided(StageReport),
+    /// Repeating checks still have runs to make: hand `state` to an invocation `wait` from now.
+    Watching {
+        /// The results so far (not a verdict).
+        report: StageReport,
+        /// Where the watch stands.
+        state: WatchState,
+        /// Until the next run is due.
+        wait: Duration,
+    },
 }
 
 impl std::fmt::Debug for Suite {

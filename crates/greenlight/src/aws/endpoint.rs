@@ -23,6 +23,8 @@ pub enum Service {
     CloudWatch,
     /// ECS (the target service revision of an ECS-native deployment).
     Ecs,
+    /// Lambda (a watch's continuation).
+    Lambda,
 }
 
 impl Service {
@@ -34,6 +36,7 @@ impl Service {
             Service::S3 => "s3",
             Service::CloudWatch => "monitoring",
             Service::Ecs => "ecs",
+            Service::Lambda => "lambda",
         }
     }
 
@@ -46,6 +49,7 @@ impl Service {
             Service::S3 => "S3",
             Service::CloudWatch => "CloudWatch",
             Service::Ecs => "ECS",
+            Service::Lambda => "Lambda",
         }
     }
 
@@ -57,6 +61,7 @@ impl Service {
             Service::S3 => "AWS_ENDPOINT_URL_S3",
             Service::CloudWatch => "AWS_ENDPOINT_URL_CLOUDWATCH",
             Service::Ecs => "AWS_ENDPOINT_URL_ECS",
+            Service::Lambda => "AWS_ENDPOINT_URL_LAMBDA",
         }
     }
 }
@@ -390,11 +395,15 @@ mod tests {
             ("ecs", "us-east-1", false, true, "https://ecs.us-east-1.api.aws"),
             ("ecs", "us-gov-west-1", true, false, "https://ecs-fips.us-gov-west-1.amazonaws.com"),
             ("ecs", "cn-north-1", false, false, "https://ecs.cn-north-1.amazonaws.com.cn"),
+            ("lambda", "us-east-1", false, false, "https://lambda.us-east-1.amazonaws.com"),
+            ("lambda", "us-east-1", true, false, "https://lambda-fips.us-east-1.amazonaws.com"),
+            ("lambda", "us-east-1", false, true, "https://lambda.us-east-1.api.aws"),
         ];
         for (service, region, fips, dual_stack, wanted) in cases {
             let service = match service {
                 "ssm" => Service::Ssm,
                 "ecs" => Service::Ecs,
+                "lambda" => Service::Lambda,
                 _ => Service::SecretsManager,
             };
             let url = json_service(service, &resolve(region, fips, dual_stack)).unwrap();

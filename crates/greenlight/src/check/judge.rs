@@ -13,10 +13,18 @@
 //!   distribution (P(K ≥ k) is about 2^-k for equal sides), so its p-value is exact (with the
 //!   tolerance added to the threshold, an upper bound: the test stays valid). That
 //!   exactness has a price: k slow green requests can never be surer than 2^-k, so a tail of
-//!   2 % at 400 requests a side (8 slow ones, give or take 3) is caught about 7 times in 10 at
-//!   the default confidence; 1,000 a side catch it nearly always.
+//!   2 % at 400 requests a side (8 slow ones, give or take 3) is caught only about half the
+//!   time at the default confidence;
+//! - a far-tail test, which also weighs *how far* beyond blue green's slow requests are. Blue's
+//!   own tail is fitted (an exponential tail over its slowest 5 %, the peaks-over-threshold
+//!   model of extreme-value statistics, with the scale's 99 % upper bound), and the "far"
+//!   threshold is where that fit expects 1 green request in 100 probes. Two green requests
+//!   beyond it are as unlikely as p = 5e-5 under the fit; but a fit is an assumption (a rare
+//!   mode blue happened not to hit looks "far"), so the far rule also needs the exact count to
+//!   be unusual at p < [`FAR_GATE`], which bounds its false alarms whatever the distribution.
+//!   That combination catches the 2 % tail above in nearly every run at 400 a side.
 
-use statrs::distribution::{ContinuousCDF, Normal};
+use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 use statrs::function::factorial::ln_binomial;
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
@@ -30,6 +38,17 @@ const SHIFT_SAMPLES: usize = 1000;
 /// The tail threshold is blue's `TAIL_RANK`-th slowest sample. The slowest: with the second,
 /// P(K ≥ k) is (k + 2) 2^-(k+1), and the same slow green requests prove four times less.
 const TAIL_RANK: u64 = 1;
+
+/// The exact tail count's p-value below which the far-tail rule may fail a probe: about 3
+/// green requests above blue's slowest with equal sides (chance: 1 run in 8). Whatever the
+/// latencies' distribution, the far rule cannot fail more A/A runs than this share.
+pub(crate) const FAR_GATE: f64 = 0.15;
+
+/// How many green requests beyond the far threshold blue's fitted tail expects.
+const FAR_EXPECTED: f64 = 0.01;
+
+/// The confidence of the fitted tail scale's upper bound.
+const FAR_SCALE_CONFIDENCE: f64 = 0.99;
 
 /// Judge `target` (green) against `baseline` (blue), latencies in ms, at `confidence`; the
 /// tail threshold allows the `tolerance` too (a uniformly slower green inside the tolerance is
@@ -58,6 +77,7 @@ pub(crate) fn judge(
     let baseline_median = median(baseline).max(f64::MIN_POSITIVE);
     let (shift, shift_lower) = shift_bound(target, baseline, confidence)?;
     let (tail_threshold, tail_count, tail_expected, tail_p) = tail(target, baseline, tolerance);
+    let far = far_tail(target, baseline, tail_threshold);
     Ok(JudgeStats {
         judge: "mann-whitney",
         u,
@@ -70,8 +90,57 @@ pub(crate) fn judge(
         tail_count,
         tail_expected,
         tail_p,
+        far_threshold_ms: far.map(|f| f.0),
+        far_count: far.map_or(0, |f| f.1),
+        far_expected: far.map_or(0.0, |f| f.2),
+        far_p: far.map_or(1.0, |f| f.3),
         samples: (target.len(), baseline.len()),
     })
+}
+
+/// The far-tail count: blue's slowest 5 % (10 to 50 requests) fitted with an exponential tail
+/// over the next-slowest request `u` (mean excess σ, taken at its 99 % upper bound: 2rσ/χ²),
+/// the threshold where that fit expects [`FAR_EXPECTED`] green requests (never below the exact
+/// tail's threshold), how many green requests are beyond it, that expectation, and the
+/// Poisson p-value of the count. `None` when blue's slowest requests are all equal (latencies
+/// coarser than their spread): no scale to fit.
+fn far_tail(target: &[f64], baseline: &[f64], floor: f64) -> Option<(f64, u64, f64, f64)> {
+    let mut sorted = baseline.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let r = (sorted.len() / 20)
+        .clamp(10, 50)
+        .min(sorted.len().saturating_sub(1));
+    if r == 0 {
+        return None;
+    }
+    let u = sorted[r];
+    let mean_excess = sorted[..r].iter().map(|b| b - u).sum::<f64>() / r as f64;
+    if !(mean_excess.is_finite() && mean_excess > 0.0) {
+        return None;
+    }
+    let degrees = 2.0 * r as f64;
+    let chi = ChiSquared::new(degrees)
+        .ok()?
+        .inverse_cdf(1.0 - FAR_SCALE_CONFIDENCE);
+    let scale = degrees * mean_excess / chi;
+    // Under the fit, P(a green request > u + y) = (r / (n + 1)) e^(-y / scale).
+    let (n, m) = (baseline.len() as f64, target.len() as f64);
+    let beyond_u = m * r as f64 / (n + 1.0);
+    let threshold = (u + scale * (beyond_u / FAR_EXPECTED).ln()).max(floor);
+    let expected = beyond_u * (-(threshold - u) / scale).exp();
+    let count = target.iter().filter(|t| **t > threshold).count() as u64;
+    Some((threshold, count, expected, poisson_tail(expected, count)))
+}
+
+/// P(N ≥ k) for N ~ Poisson(λ).
+fn poisson_tail(lambda: f64, k: u64) -> f64 {
+    let mut term = (-lambda).exp();
+    let mut below = 0.0;
+    for i in 0..k {
+        below += term;
+        term *= lambda / (i + 1) as f64;
+    }
+    (1.0 - below).clamp(0.0, 1.0)
 }
 
 /// The Hodges-Lehmann shift (the median of every green-minus-blue difference) and its
@@ -151,6 +220,14 @@ mod tests {
         (0..n).map(|i| center + (i % 17) as f64 * 0.1).collect()
     }
 
+    /// `n` evenly spaced quantiles of a normal distribution: a sample with a light tail.
+    fn gaussian(mean: f64, sd: f64, n: usize) -> Vec<f64> {
+        let normal = Normal::new(mean, sd).unwrap();
+        (0..n)
+            .map(|i| normal.inverse_cdf((i as f64 + 0.5) / n as f64))
+            .collect()
+    }
+
     #[test]
     fn the_exceedance_distribution_is_exact() {
         // Three blue, three green, above blue's largest: P(K ≥ 1) is the chance green holds
@@ -199,6 +276,44 @@ mod tests {
         // A green uniformly 5 % slower has no tail beyond blue's slowest plus 10 %.
         let slightly: Vec<f64> = blue.iter().map(|v| v * 1.05).collect();
         assert_eq!(judge(&slightly, &blue, 0.98, 0.1).unwrap().tail_count, 0);
+    }
+
+    #[test]
+    fn three_requests_far_beyond_blues_fitted_tail_are_a_far_tail() {
+        let blue = gaussian(20.0, 2.0, 400);
+        let mut green = blue.clone();
+        // Three slow requests: the exact count alone cannot be sure (p about 1/8)...
+        for value in green.iter_mut().step_by(150) {
+            *value += 150.0;
+        }
+        let j = judge(&green, &blue, 0.98, 0.1).unwrap();
+        assert_eq!(j.tail_count, 3, "{j:?}");
+        assert!(j.tail_p > 0.005 && j.tail_p < FAR_GATE, "{j:?}");
+        // ...but 150 ms is far beyond anything blue's own tail makes likely.
+        assert_eq!(j.far_count, 3, "{j:?}");
+        assert!((j.far_expected - FAR_EXPECTED).abs() < 1e-9, "{j:?}");
+        assert!(j.far_p < 1e-6, "{j:?}");
+        // Green as blue: nothing far.
+        let same = judge(&blue, &blue, 0.98, 0.1).unwrap();
+        assert_eq!(same.far_count, 0, "{same:?}");
+        assert!(same.far_p > 0.99, "{same:?}");
+        // The far threshold is never below the exact tail's.
+        assert!(j.far_threshold_ms.unwrap() >= j.tail_threshold_ms);
+    }
+
+    #[test]
+    fn equal_slowest_requests_leave_no_tail_to_fit() {
+        let blue = vec![5.0; 100];
+        let j = judge(&blue, &blue, 0.98, 0.1).unwrap();
+        assert_eq!(j.far_threshold_ms, None);
+        assert!((j.far_p - 1.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn poisson_tail_is_the_complement_of_the_partial_sum() {
+        assert!((poisson_tail(0.01, 0) - 1.0).abs() < 1e-12);
+        assert!((poisson_tail(0.01, 1) - (1.0 - (-0.01f64).exp())).abs() < 1e-12);
+        assert!((poisson_tail(0.01, 2) - 4.97e-5).abs() < 1e-7);
     }
 
     #[test]

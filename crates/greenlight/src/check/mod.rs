@@ -27,6 +27,10 @@ pub trait Progress: Send + Sync {
     fn advanced(&self, check: &str, done: u64);
     /// It finished.
     fn finished(&self, check: &str);
+    /// Run `run` of `planned` of a repeating check ended with `outcome`.
+    fn repeated(&self, check: &str, run: u32, planned: u32, outcome: &str) {
+        let _ = (check, run, planned, outcome);
+    }
 }
 
 /// What every check of one run shares: its variables (run id, deployment id, stage, secrets)
@@ -64,6 +68,10 @@ pub(crate) struct PlannedCheck {
     pub retry_delay: Duration,
     /// What to do.
     pub kind: CheckKind,
+    /// Run again and again over a window.
+    pub repeat: Option<crate::config::watch::RepeatSpec>,
+    /// Run only at these traffic weights.
+    pub when: Option<crate::config::watch::WhenSpec>,
 }
 
 /// The kinds of check.
@@ -126,6 +134,17 @@ impl CheckKind {
 pub(crate) const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 impl PlannedCheck {
+    /// The longest one run may take: every attempt at its timeout, and the waits between.
+    pub(crate) fn worst_case(&self) -> Duration {
+        let mut total = self.kind.attempt_timeout();
+        let mut delay = self.retry_delay;
+        for _ in 0..self.retries {
+            total += delay + self.kind.attempt_timeout();
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+        }
+        total
+    }
+
     /// Run, retrying a failure while attempts and time remain. Returns the last outcome and how
     /// many attempts were made. A retry is only started if it can finish before `deadline`.
     pub(crate) async fn run(&self, ctx: Arc<RunContext>, deadline: Instant) -> (Ran, u32) {

@@ -398,7 +398,7 @@ impl Limits {
                                 ),
                             ));
                         }
-                        // The tail test gets a quarter of the error budget: a false alarm
+                        // The tail tests get a quarter of the error budget: a false alarm
                         // costs a rollback, and the shift bound already spends its share.
                         let alpha = (1.0 - judge.confidence) / 4.0;
                         if judgment.tail_p < alpha {
@@ -412,6 +412,25 @@ impl Limits {
                                     "{} of {} (p {})",
                                     judgment.tail_count,
                                     judgment.samples.0,
+                                    crate::outcome::format_p(judgment.tail_p)
+                                ),
+                            ));
+                        } else if let Some(far) = judgment.far_threshold_ms
+                            && judgment.far_p < alpha
+                            && judgment.tail_p < super::judge::FAR_GATE
+                        {
+                            failures.push(Mismatch::new(
+                                "judge tail",
+                                format!(
+                                    "about {:.2} green requests beyond {far:.1} ms, where blue's own tail (fitted) puts them",
+                                    judgment.far_expected
+                                ),
+                                format!(
+                                    "{} of {} (p {}; {} above blue's slowest plus the tolerance, exact p {})",
+                                    judgment.far_count,
+                                    judgment.samples.0,
+                                    crate::outcome::format_p(judgment.far_p),
+                                    judgment.tail_count,
                                     crate::outcome::format_p(judgment.tail_p)
                                 ),
                             ));
@@ -623,6 +642,27 @@ mod tests {
             whats(&judge(0.1).judge_sides(&tailed, elapsed)),
             ["judge tail"]
         );
+        // Three requests 150 ms slower: too few for the exact count alone, but far beyond
+        // blue's own fitted tail (uniform 20 to 24 ms).
+        let even: Vec<f64> = (0..400)
+            .map(|i| 20.0 + ((i * 37) % 400) as f64 / 100.0)
+            .collect();
+        let mut far = even.clone();
+        for value in far.iter_mut().step_by(150) {
+            *value += 150.0;
+        }
+        let ran = judge(0.1).judge_sides(&[side(&far, 0), side(&even, 0)], elapsed);
+        assert_eq!(whats(&ran), ["judge tail"]);
+        let Outcome::Failed { failures } = &ran.outcome else {
+            panic!("{:?}", ran.outcome)
+        };
+        assert!(
+            failures[0].actual.starts_with("3 of 400 (p ")
+                && failures[0].expected.contains("blue's own tail (fitted)"),
+            "{failures:?}"
+        );
+        let ran = judge(0.1).judge_sides(&[side(&even, 0), side(&even, 0)], elapsed);
+        assert!(whats(&ran).is_empty());
         // A green 5 % slower, inside the 10 % tolerance: no alarm of either kind.
         let near: Vec<f64> = spread(10.0).iter().map(|v| v * 1.05).collect();
         let near = [side(&near, 0), side(&spread(10.0), 0)];

@@ -12,6 +12,7 @@ use crate::config::request::{
     validate_status, validate_target,
 };
 use crate::config::types::{CaptureFrom, Dur, StatusSpec};
+use crate::config::watch::{RepeatSpec, WhenSpec};
 use crate::error::ConfigError;
 
 /// The most requests one probe may send to each side.
@@ -32,7 +33,15 @@ pub const DEFAULT_TOLERANCE: f64 = 0.1;
 pub const MAX_RETRIES: u32 = 10;
 
 /// Variables that a capture may not overwrite.
-const RESERVED_VARIABLES: [&str; 4] = ["run_id", "deployment_id", "stage", "secrets"];
+const RESERVED_VARIABLES: [&str; 7] = [
+    "run_id",
+    "deployment_id",
+    "stage",
+    "secrets",
+    "repeat",
+    "green_weight",
+    "blue_weight",
+];
 
 /// One stage: its list of checks.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +74,10 @@ pub struct CheckSpec {
     pub alarms: Option<AlarmsSpec>,
     /// CloudWatch datapoints for green, optionally against blue, held to bounds.
     pub metric: Option<MetricSpec>,
+    /// Run again and again over a bake window (any kind).
+    pub repeat: Option<RepeatSpec>,
+    /// Run only at these traffic weights (a canary or linear step).
+    pub when: Option<WhenSpec>,
 }
 
 fn yes() -> bool {
@@ -292,6 +305,12 @@ pub(crate) fn validate_stage(
                 "two checks of this stage share the name",
                 "give each check of a stage its own name",
             ));
+        }
+        if let Some(repeat) = &check.repeat {
+            repeat.validate(&format!("{path}.repeat"))?;
+        }
+        if let Some(when) = &check.when {
+            when.validate(&format!("{path}.when"))?;
         }
         if let Some(retries) = check.retries
             && retries > MAX_RETRIES

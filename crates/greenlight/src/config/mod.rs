@@ -9,6 +9,7 @@ pub mod checks;
 pub mod metric;
 pub mod request;
 pub mod types;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -349,6 +350,7 @@ impl Config {
             .flat_map(|_| metric::DEPLOYMENT_VARIABLES);
         ["run_id", "deployment_id", "stage"]
             .into_iter()
+            .chain(watch::WATCH_VARIABLES)
             .chain(deployment)
             .map(str::to_owned)
             .chain(self.secrets.keys().map(|name| format!("secrets.{name}")))

@@ -11,7 +11,7 @@ use url::Url;
 use crate::error::ConfigError;
 
 /// A duration written as `500ms`, `5s`, `2m` (humantime syntax).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
 impl fmt::Display for Dur {

@@ -105,3 +105,34 @@ pub(crate) fn emit(report: &StageReport) {
         ),
     }
 }
+
+/// One line for a watch that goes on in another invocation: where each repeating check stands.
+pub(crate) fn watching(
+    report: &StageReport,
+    state: &crate::watch::WatchState,
+    wait: std::time::Duration,
+) {
+    tracing::info!(
+        stage = %report.stage,
+        run_id = %report.run_id,
+        seq = state.seq,
+        next_run_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        summary = %watch_summary(report, state),
+        "watch goes on"
+    );
+}
+
+/// `watching: green 5xx 3 of 29 runs (0 failed), …` for a person.
+pub(crate) fn watch_summary(report: &StageReport, state: &crate::watch::WatchState) -> String {
+    let parts: Vec<String> = state
+        .repeats
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} of {} runs ({} failed, {} errors)",
+                r.name, r.figures.runs, r.figures.planned, r.figures.failed, r.figures.errors
+            )
+        })
+        .collect();
+    format!("{} watching: {}", report.stage, parts.join("; "))
+}

@@ -34,9 +34,21 @@ pub struct StageReport {
     /// Things an operator should know that do not fail the stage.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Checks that did not run at this traffic weight (`when`), and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedCheck>,
     /// Wall time of the stage.
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
+}
+
+/// A check whose `when` condition kept it from running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedCheck {
+    /// Its name.
+    pub name: String,
+    /// Why it did not run.
+    pub reason: String,
 }
 
 impl StageReport {
@@ -57,6 +69,7 @@ impl StageReport {
             checks,
             errors,
             warnings,
+            skipped: Vec::new(),
             duration,
         }
     }

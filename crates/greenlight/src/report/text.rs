@@ -49,9 +49,18 @@ pub fn render(report: &StageReport) -> String {
                 let _ = writeln!(out, "           p95 ratio target/baseline: {ratio:.2}");
             }
             if let Some(j) = &stats.judgment {
+                let far = match j.far_threshold_ms {
+                    Some(threshold) => format!(
+                        "; far tail {} beyond {threshold:.1} ms (fit {:.2}, p {})",
+                        j.far_count,
+                        j.far_expected,
+                        crate::outcome::format_p(j.far_p)
+                    ),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "           judge: shift {:.2} ms (at least {:.2} ms, {:.1} % of blue's median), median ratio {:.2}, Mann-Whitney U = {:.0} p {}; tail {} above {:.1} ms (chance {:.1}, p {}) ({} vs {} samples)",
+                    "           judge: shift {:.2} ms (at least {:.2} ms, {:.1} % of blue's median), median ratio {:.2}, Mann-Whitney U = {:.0} p {}; tail {} above {:.1} ms (chance {:.1}, p {}){far} ({} vs {} samples)",
                     j.shift_ms,
                     j.shift_lower_ms,
                     j.relative_shift_lower * 100.0,
@@ -89,6 +98,31 @@ pub fn render(report: &StageReport) -> String {
             }
             let _ = writeln!(out, "           bound: {}", metric.bound);
         }
+        if let Some(repeat) = &check.repeat {
+            let stopped = if repeat.stopped_early {
+                " (stopped: the stage had already failed)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "           repeat: {} of {} runs, {} failed (limit {}), {} errors{stopped}",
+                repeat.runs, repeat.planned, repeat.failed, repeat.failure_limit, repeat.errors
+            );
+            if repeat.runs as usize > repeat.recent.len() {
+                let _ = writeln!(out, "           the last {}:", repeat.recent.len());
+            }
+            for run in &repeat.recent {
+                let _ = writeln!(
+                    out,
+                    "             run {} at {} {}: {}",
+                    run.index + 1,
+                    run.at,
+                    run.outcome,
+                    run.message
+                );
+            }
+        }
         match &check.outcome {
             Outcome::Passed => {}
             Outcome::Failed { failures } => {
@@ -111,6 +145,9 @@ pub fn render(report: &StageReport) -> String {
                 }
             }
         }
+    }
+    for skipped in &report.skipped {
+        let _ = writeln!(out, "  SKIP   {}: {}", skipped.name, skipped.reason);
     }
     let _ = writeln!(
         out,

@@ -1,0 +1,80 @@
+//! Lambda `Invoke` with `InvocationType: Event`: how a CodeDeploy hook hands a watch that
+//! outlasts one invocation to its next invocation. One signed REST request (the Lambda SDK
+//! client would cost the hook binary more than its size budget allows for one call); Lambda
+//! queues the event and answers 202.
+
+use bytes::Bytes;
+use http::Method;
+
+use super::endpoint::{self, Service};
+use super::{Aws, AwsReadError, read_error};
+
+/// What is escaped in the function's name or ARN within the path: all but RFC 3986's
+/// unreserved characters (an ARN's colons are escaped).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The largest payload an asynchronous invocation accepts (Lambda's limit is 256 KB; the
+/// watch state is a few KB).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+impl Aws {
+    /// Queue an asynchronous invocation of `function` (name or ARN, at `qualifier` when given)
+    /// with `payload`.
+    pub async fn invoke_async(
+        &self,
+        function: &str,
+        qualifier: Option<&str>,
+        payload: &serde_json::Value,
+    ) -> Result<(), AwsReadError> {
+        let what = format!("an asynchronous invocation of {function}");
+        let body = payload.to_string();
+        if body.len() > MAX_EVENT_BYTES {
+            return Err(AwsReadError {
+                problem: format!(
+                    "{what}: the payload is {} bytes, over Lambda's {MAX_EVENT_BYTES}",
+                    body.len()
+                ),
+                fix: "watch fewer checks in one stage".to_owned(),
+            });
+        }
+        let headers = vec![
+            ("content-type", "application/json".to_owned()),
+            ("x-amz-invocation-type", "Event".to_owned()),
+        ];
+        let path = format!(
+            "2015-03-31/functions/{}/invocations",
+            percent_encoding::utf8_percent_encode(function, PATH_SEGMENT)
+        );
+        self.request(
+            Service::Lambda,
+            |resolve| {
+                let base = endpoint::json_service(Service::Lambda, resolve)?;
+                let mut url = base
+                    .join(&path)
+                    .map_err(|err| endpoint::EndpointError(err.to_string()))?;
+                if let Some(qualifier) = qualifier {
+                    url.query_pairs_mut().append_pair("Qualifier", qualifier);
+                }
+                Ok(url)
+            },
+            (Method::POST, headers, Bytes::from(body)),
+            64 * 1024,
+            &what,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|failure| {
+            read_error(
+                failure,
+                &what,
+                "ResourceNotFoundException",
+                "check AWS_LAMBDA_FUNCTION_NAME (Lambda sets it)",
+                "the function's role needs lambda:InvokeFunction on the function itself (template.yaml grants it)",
+            )
+        })
+    }
+}

@@ -1,0 +1,647 @@
+//! Watching green over time. A check with `repeat` runs again and again over a bake window;
+//! the window may outlast one Lambda invocation (at most 15 minutes), so what the watch knows
+//! is a small [`WatchState`] that the next invocation resumes from: ECS carries it in
+//! `hookDetails`, a CodeDeploy hook in the payload of its own continuation.
+//!
+//! The state holds counts and the last [`RECENT_RUNS`] runs of each repeating check, with
+//! their messages cut short, so it stays a few KB however long the watch. Every run is also
+//! logged as it happens.
+//!
+//! A stage's verdict waits for every repeating check, except that a required check failing
+//! (a single check, or a repeating one past its `failure_limit`) fails the stage at once.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::check::{PlannedCheck, RunContext};
+use crate::config::watch::RepeatSpec;
+use crate::outcome::{CheckResult, Mismatch, Outcome, Ran};
+use crate::plan::Plan;
+use crate::run::{Job, run_jobs};
+use crate::stage::Stage;
+
+/// The state's format; a state of another version is refused.
+pub const STATE_VERSION: u8 = 1;
+
+/// Runs of each repeating check the state (and the final report) keeps.
+pub const RECENT_RUNS: usize = 20;
+
+/// Characters of a run's message the state keeps.
+const MESSAGE_CHARS: usize = 160;
+
+/// One run of a repeating check, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Its index: 0 for the first run (the `{{repeat}}` it saw).
+    pub index: u32,
+    /// When it started, RFC 3339.
+    pub at: String,
+    /// `passed`, `failed` or `error`.
+    pub outcome: String,
+    /// What it found (its figures, or what failed), cut to 160 characters.
+    pub message: String,
+}
+
+/// A repeating check's counts and its last runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatFigures {
+    /// Runs the watch plans.
+    pub planned: u32,
+    /// Runs made.
+    pub runs: u32,
+    /// Runs that failed.
+    pub failed: u32,
+    /// Runs that could not run.
+    pub errors: u32,
+    /// Failed runs allowed.
+    pub failure_limit: u32,
+    /// Whether the watch stopped before every run, because the stage had already failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_early: bool,
+    /// The last runs (at most [`RECENT_RUNS`]), oldest first.
+    pub recent: Vec<RunRecord>,
+}
+
+/// What a resumed invocation needs to know of the watch so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchState {
+    /// [`STATE_VERSION`].
+    pub v: u8,
+    /// The run id of the hook execution it belongs to.
+    pub run_id: String,
+    /// The stage it watches.
+    pub stage: String,
+    /// Hand-offs so far: 1 in the first continuation.
+    pub seq: u32,
+    /// When the watch started, ms since 1970.
+    pub started_ms: u64,
+    /// Single checks already run (they passed, or are optional).
+    pub done: Vec<DoneCheck>,
+    /// Each repeating check's progress.
+    pub repeats: Vec<RepeatState>,
+}
+
+/// A single (not repeating) check that ran in an earlier invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneCheck {
+    /// Its name.
+    pub name: String,
+    /// `passed`, `failed` or `error`.
+    pub outcome: String,
+    /// Its message, cut short.
+    pub message: String,
+}
+
+/// A repeating check's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatState {
+    /// Its name.
+    pub name: String,
+    /// The index of the next run.
+    pub next: u32,
+    /// Runs in a row that could not run.
+    pub errors_in_row: u32,
+    /// How it ended: `passed`, `failed` or `error`; none while it goes on.
+    pub ended: Option<String>,
+    /// Counts and recent runs.
+    pub figures: RepeatFigures,
+    /// Wall time spent running it, ms.
+    #[serde(default)]
+    pub busy_ms: u64,
+}
+
+/// Why a carried state cannot be resumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// Not JSON of the right shape.
+    #[error(
+        "the watch state carried by this invocation does not parse ({0}); failing closed rather than restarting the watch"
+    )]
+    Unreadable(String),
+    /// Another version of greenlight wrote it.
+    #[error(
+        "the watch state is version {0}, this greenlight reads version {STATE_VERSION}: a deployment must not span an upgrade of the hooks"
+    )]
+    Version(u8),
+    /// It belongs to another hook execution or stage.
+    #[error(
+        "the watch state belongs to another hook execution ({0}); failing closed rather than mixing two watches"
+    )]
+    Foreign(String),
+    /// Its checks are not the config's.
+    #[error(
+        "the watch state names checks the config does not repeat ({0}): was the config changed during the deployment?"
+    )]
+    Mismatch(String),
+}
+
+impl WatchState {
+    /// Read a carried state and make sure it is this execution's and this stage's.
+    pub fn resume(
+        value: &serde_json::Value,
+        run_id: &str,
+        stage: Stage,
+    ) -> Result<Self, StateError> {
+        let state: WatchState = serde_json::from_value(value.clone())
+            .map_err(|err| StateError::Unreadable(err.to_string()))?;
+        if state.v != STATE_VERSION {
+            return Err(StateError::Version(state.v));
+        }
+        if state.run_id != run_id || state.stage != stage.as_str() {
+            return Err(StateError::Foreign(format!(
+                "{} {}, not {run_id} {stage}",
+                state.run_id, state.stage
+            )));
+        }
+        Ok(state)
+    }
+
+    /// The state as JSON.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// What one invocation of a watched stage came to.
+#[derive(Debug)]
+pub enum WatchStep {
+    /// The stage is decided: every check's result, in config order.
+    Done(Vec<CheckResult>),
+    /// The watch goes on in another invocation, which should start after `wait`.
+    Continue {
+        /// Where the watch stands, for the next invocation.
+        state: WatchState,
+        /// Until the next run is due.
+        wait: Duration,
+        /// The results so far (single checks, and repeating ones as they stand).
+        so_far: Vec<CheckResult>,
+    },
+}
+
+/// Run a stage's plan for at most `budget`: the single checks (in the first invocation) and
+/// the repeating checks' runs that fit. `resume` is the state an earlier invocation handed
+/// over; `run_id` and `stage` identify this watch in the state.
+pub(crate) async fn run(
+    plan: &Plan,
+    ctx: Arc<RunContext>,
+    budget: Duration,
+    resume: Option<WatchState>,
+    run_id: &str,
+    stage: Stage,
+) -> Result<WatchStep, StateError> {
+    let now_ms = epoch_ms(SystemTime::now());
+    let start = Instant::now();
+    let end = start + budget;
+    let started_ms = resume.as_ref().map_or(now_ms, |state| state.started_ms);
+    // The watch's start on this process's clock: runs keep their schedule across invocations.
+    let started = start
+        .checked_sub(Duration::from_millis(now_ms.saturating_sub(started_ms)))
+        .unwrap_or(start);
+    let seq = resume.as_ref().map_or(0, |state| state.seq);
+    let (mut done, mut carried) = match resume {
+        Some(state) => (Some(state.done), state.repeats),
+        None => (None, Vec::new()),
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+
+    // Every repeating check watches in its own task, from where the state left it.
+    let mut tasks = Vec::new();
+    for check in &plan.checks {
+        let Some(repeat) = check.repeat.clone() else {
+            continue;
+        };
+        let state = match carried.iter().position(|s| s.name == check.name) {
+            Some(index) => carried.swap_remove(index),
+            None if done.is_some() => {
+                return Err(StateError::Mismatch(check.name.clone()));
+            }
+            None => RepeatState::new(&check.name, &repeat),
+        };
+        let watching = Watching {
+            check: check.clone(),
+            repeat,
+            ctx: Arc::clone(&ctx),
+            started,
+            started_ms,
+            end,
+            budget,
+            stop: stop_rx.clone(),
+            stop_all: Arc::clone(&stop_tx),
+        };
+        tasks.push(tokio::spawn(watching.run(state)));
+    }
+    if let Some(stray) = carried.first() {
+        return Err(StateError::Mismatch(stray.name.clone()));
+    }
+
+    // Single checks run in the first invocation only; a required one failing ends the watch.
+    let singles: Vec<&PlannedCheck> = plan.checks.iter().filter(|c| c.repeat.is_none()).collect();
+    let single_results = match done.take() {
+        Some(done) => singles
+            .iter()
+            .map(|check| from_done(check, done.iter().find(|d| d.name == check.name)))
+            .collect(),
+        None => {
+            let jobs = singles
+                .iter()
+                .map(|check| {
+                    let check = (*check).clone();
+                    let ctx = Arc::clone(&ctx);
+                    Job {
+                        name: check.name.clone(),
+                        kind: check.kind.label(),
+                        required: check.required,
+                        work: Box::pin(async move { check.run(ctx, end).await }),
+                    }
+                })
+                .collect();
+            let results = run_jobs(jobs, end, plan.concurrency).await;
+            if results.iter().any(|r| r.required && !r.outcome.is_passed()) {
+                let _ = stop_tx.send(true);
+            }
+            results
+        }
+    };
+
+    let mut repeats = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(state) => repeats.push(state),
+            // A panic inside a run is caught by the check runner; this is the task itself.
+            Err(err) => {
+                return Err(StateError::Unreadable(format!(
+                    "a repeating check's task ended abnormally: {err}"
+                )));
+            }
+        }
+    }
+    let stopped = *stop_rx.borrow();
+
+    // Results in config order.
+    let results: Vec<CheckResult> = plan
+        .checks
+        .iter()
+        .map(|check| match &check.repeat {
+            None => single_results
+                .iter()
+                .find(|r: &&CheckResult| r.name == check.name)
+                .cloned()
+                .unwrap_or_else(|| {
+                    CheckResult::new(
+                        check.name.clone(),
+                        check.kind.label(),
+                        check.required,
+                        Outcome::error("no result"),
+                        Duration::ZERO,
+                        0,
+                    )
+                }),
+            Some(repeat) => {
+                let state = repeats.iter().find(|s| s.name == check.name);
+                repeat_result(check, repeat, state, stopped)
+            }
+        })
+        .collect();
+
+    let unfinished: Vec<&RepeatState> = repeats.iter().filter(|s| s.ended.is_none()).collect();
+    if stopped || unfinished.is_empty() {
+        return Ok(WatchStep::Done(results));
+    }
+    let now = Instant::now();
+    let wait = plan
+        .checks
+        .iter()
+        .filter_map(|check| {
+            let repeat = check.repeat.as_ref()?;
+            let state = unfinished.iter().find(|s| s.name == check.name)?;
+            Some((started + repeat.offset(state.next)).saturating_duration_since(now))
+        })
+        .min()
+        .unwrap_or_default();
+    let state = WatchState {
+        v: STATE_VERSION,
+        run_id: run_id.to_owned(),
+        stage: stage.as_str().to_owned(),
+        seq: seq + 1,
+        started_ms,
+        done: single_results
+            .iter()
+            .map(|r| DoneCheck {
+                name: r.name.clone(),
+                outcome: r.outcome.label().to_owned(),
+                message: cut(&r.message),
+            })
+            .collect(),
+        repeats,
+    };
+    Ok(WatchStep::Continue {
+        state,
+        wait,
+        so_far: results,
+    })
+}
+
+/// One repeating check's watch within one invocation.
+struct Watching {
+    check: PlannedCheck,
+    repeat: RepeatSpec,
+    ctx: Arc<RunContext>,
+    started: Instant,
+    started_ms: u64,
+    end: Instant,
+    budget: Duration,
+    stop: watch::Receiver<bool>,
+    stop_all: Arc<watch::Sender<bool>>,
+}
+
+impl RepeatState {
+    fn new(name: &str, repeat: &RepeatSpec) -> Self {
+        RepeatState {
+            name: name.to_owned(),
+            next: 0,
+            errors_in_row: 0,
+            ended: None,
+            figures: RepeatFigures {
+                planned: repeat.runs(),
+                runs: 0,
+                failed: 0,
+                errors: 0,
+                failure_limit: repeat.failure_limit,
+                stopped_early: false,
+                recent: Vec::new(),
+            },
+            busy_ms: 0,
+        }
+    }
+}
+
+impl Watching {
+    /// Run every run that is due and fits before the invocation's end; return where it stands.
+    async fn run(mut self, mut state: RepeatState) -> RepeatState {
+        let worst = self.check.worst_case();
+        if worst > self.budget && state.ended.is_none() {
+            state.ended = Some("error".to_owned());
+            self.record_note(
+                &mut state,
+                format!(
+                    "one run may take up to {} (timeouts and retries), more than an invocation \
+                     leaves for the checks ({}): raise the function's timeout, or lower the \
+                     check's timeout and retries",
+                    humantime::format_duration(worst),
+                    humantime::format_duration(self.budget)
+                ),
+            );
+            if self.check.required {
+                let _ = self.stop_all.send(true);
+            }
+            return state;
+        }
+        while state.ended.is_none() && state.next < state.figures.planned {
+            if *self.stop.borrow() {
+                break;
+            }
+            let due = self.started + self.repeat.offset(state.next);
+            if due.max(Instant::now()) + worst > self.end {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = stopped(&mut self.stop) => break,
+            }
+            let index = state.next;
+            let at = crate::outcome::rfc3339(SystemTime::now());
+            let mut vars = self.ctx.vars.clone();
+            vars.set("repeat", &index.to_string());
+            let ctx = Arc::new(RunContext {
+                vars,
+                ..(*self.ctx).clone()
+            });
+            let began = Instant::now();
+            let ran = tokio::select! {
+                (ran, _attempts) = self.check.run(ctx, self.end) => ran,
+                () = stopped(&mut self.stop) => break,
+            };
+            state.busy_ms += u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.count(&mut state, index, at, &ran);
+        }
+        if state.ended.is_none() && state.next >= state.figures.planned {
+            state.ended = Some("passed".to_owned());
+        }
+        state
+    }
+
+    /// Count a run, keep it among the recent ones, and decide whether the check has ended.
+    fn count(&self, state: &mut RepeatState, index: u32, at: String, ran: &Ran) {
+        let figures = &mut state.figures;
+        figures.runs += 1;
+        state.next = index + 1;
+        match ran.outcome {
+            Outcome::Passed => state.errors_in_row = 0,
+            Outcome::Failed { .. } => {
+                figures.failed += 1;
+                state.errors_in_row = 0;
+            }
+            Outcome::Error { .. } => {
+                figures.errors += 1;
+                state.errors_in_row += 1;
+            }
+        }
+        let message = match &ran.outcome {
+            Outcome::Passed => run_figures(ran),
+            other => other.message(),
+        };
+        tracing::info!(
+            check = %self.check.name,
+            repeat = index,
+            of = figures.planned,
+            outcome = ran.outcome.label(),
+            failed = figures.failed,
+            errors = figures.errors,
+            message = %message,
+            "repeat run"
+        );
+        push_recent(
+            figures,
+            RunRecord {
+                index,
+                at,
+                outcome: ran.outcome.label().to_owned(),
+                message: cut(&message),
+            },
+        );
+        let failed = figures.failed > figures.failure_limit;
+        let errored = state.errors_in_row >= self.repeat.error_limit;
+        if failed || errored {
+            state.ended = Some(if failed { "failed" } else { "error" }.to_owned());
+            if self.check.required {
+                let _ = self.stop_all.send(true);
+            }
+        }
+        if let Some(progress) = &self.ctx.progress {
+            progress.repeated(
+                &self.check.name,
+                index + 1,
+                figures.planned,
+                ran.outcome.label(),
+            );
+        }
+    }
+
+    /// A note in place of a run (a watch that cannot run at all).
+    fn record_note(&self, state: &mut RepeatState, message: String) {
+        let at = crate::outcome::rfc3339(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(self.started_ms),
+        );
+        push_recent(
+            &mut state.figures,
+            RunRecord {
+                index: state.next,
+                at,
+                outcome: "error".to_owned(),
+                message: cut(&message),
+            },
+        );
+    }
+}
+
+fn push_recent(figures: &mut RepeatFigures, record: RunRecord) {
+    figures.recent.push(record);
+    if figures.recent.len() > RECENT_RUNS {
+        let extra = figures.recent.len() - RECENT_RUNS;
+        figures.recent.drain(..extra);
+    }
+}
+
+/// What a passing run measured, in a few words.
+fn run_figures(ran: &Ran) -> String {
+    if let Some(metric) = &ran.metric {
+        let value = |v: Option<f64>| v.map_or_else(|| "no data".to_owned(), |v| format!("{v}"));
+        return match &metric.blue {
+            Some(blue) => format!(
+                "green {} (blue {})",
+                value(metric.green.value),
+                value(blue.value)
+            ),
+            None => format!("green {}", value(metric.green.value)),
+        };
+    }
+    if let Some(stats) = &ran.stats {
+        let t = &stats.target;
+        return format!(
+            "p50 {:.1} ms, p99 {:.1} ms, {} errors of {}",
+            t.p50_ms, t.p99_ms, t.errors, t.requests
+        );
+    }
+    "ok".to_owned()
+}
+
+/// A repeating check's result as the report shows it.
+fn repeat_result(
+    check: &PlannedCheck,
+    repeat: &RepeatSpec,
+    state: Option<&RepeatState>,
+    stopped: bool,
+) -> CheckResult {
+    let fresh;
+    let state = match state {
+        Some(state) => state,
+        None => {
+            fresh = RepeatState::new(&check.name, repeat);
+            &fresh
+        }
+    };
+    let figures = &state.figures;
+    let last = |outcome: &str| {
+        figures
+            .recent
+            .iter()
+            .rev()
+            .find(|r| r.outcome == outcome)
+            .map(|r| format!("run {} at {}: {}", r.index + 1, r.at, r.message))
+            .unwrap_or_default()
+    };
+    let outcome = match state.ended.as_deref() {
+        Some("failed") => Outcome::Failed {
+            failures: vec![Mismatch::new(
+                "repeat",
+                format!(
+                    "at most {} failed runs of {}",
+                    figures.failure_limit, figures.planned
+                ),
+                format!(
+                    "{} failed of {} run; last {}",
+                    figures.failed,
+                    figures.runs,
+                    last("failed")
+                ),
+            )],
+        },
+        Some("error") => Outcome::error(format!(
+            "{} runs in a row could not run (error_limit {}); last {}",
+            state.errors_in_row,
+            repeat.error_limit,
+            last("error")
+        )),
+        _ => Outcome::Passed,
+    };
+    let mut result = CheckResult::new(
+        check.name.clone(),
+        check.kind.label(),
+        check.required,
+        outcome,
+        Duration::from_millis(state.busy_ms),
+        figures.runs,
+    );
+    let mut figures = figures.clone();
+    figures.stopped_early = stopped && state.ended.is_none() && figures.runs < figures.planned;
+    result.repeat = Some(figures);
+    result
+}
+
+/// A single check from an earlier invocation, rebuilt from what the state kept.
+fn from_done(check: &PlannedCheck, done: Option<&DoneCheck>) -> CheckResult {
+    let outcome = match done {
+        Some(done) if done.outcome == "passed" => Outcome::Passed,
+        Some(done) if done.outcome == "failed" => {
+            Outcome::mismatch("earlier invocation", "passed", done.message.clone())
+        }
+        Some(done) => Outcome::error(format!("in an earlier invocation: {}", done.message)),
+        None => Outcome::error("its result from the earlier invocation is missing"),
+    };
+    CheckResult::new(
+        check.name.clone(),
+        check.kind.label(),
+        check.required,
+        outcome,
+        Duration::ZERO,
+        1,
+    )
+}
+
+fn cut(text: &str) -> String {
+    if text.chars().count() <= MESSAGE_CHARS {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(MESSAGE_CHARS - 1).collect();
+    out.push('…');
+    out
+}
+
+fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+/// Resolves once the stop flag is raised (never, if its sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
