@@ -26,10 +26,12 @@ for tool in "$cargo_lambda" "$bin/paysim" "$bin/fake-alb" "$bin/fake-codedeploy"
 done
 work=$(mktemp -d)
 # The shipped suite names the ALB listeners 127.0.0.1:8080 (prod) and :8443 (test). Its metric
-# checks read minutes of CloudWatch datapoints; this rehearsal lasts seconds, so their period
-# and window shrink to 1s and 1m (the local CloudWatch serves any period).
+# checks read minutes of CloudWatch datapoints and its bake watches production for ten minutes;
+# this rehearsal lasts seconds, so periods and windows shrink to 1s and 1m (the local CloudWatch
+# serves any period) and the bake to a run every second for 4 seconds.
 sed -e "s/127.0.0.1:8443/127.0.0.1:$test_port/; s/127.0.0.1:8080/127.0.0.1:$prod_port/" \
-    -e "s/period: 60s/period: 1s/; s/window: 10m/window: 1m/" "$config" > "$work/suite.yaml"
+    -e "s/period: 60s/period: 1s/; s/window: 10m/window: 1m/" \
+    -e "s/repeat: { every: 1m, for: 10m }/repeat: { every: 1s, for: 4s }/" "$config" > "$work/suite.yaml"
 config=$work/suite.yaml
 logs=target/demo
 mkdir -p "$logs"
@@ -120,7 +122,11 @@ deploy() { # name
     "$cargo_lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$watch_port" --output-format json \
       --data-ascii "{\"DeploymentId\":\"d-$1\",\"LifecycleEventHookExecutionId\":\"$id\"}" "${hooks[$i]}" > "$work/result.json"
     if ! show "$work/result.json" "${stages[$i]}"; then
-      echo "  => CodeDeploy rolls back at ${stages[$i]}: production keeps serving blue."
+      if [ "$i" -eq 2 ]; then
+        echo "  => CodeDeploy rolls back at ${stages[$i]}: production moves back to blue."
+      else
+        echo "  => CodeDeploy rolls back at ${stages[$i]}: production keeps serving blue."
+      fi
       return 1
     fi
   done
@@ -144,6 +150,9 @@ start_paysim v1 ""; blue=$port
 start_paysim v2 ""; green=$port
 start_alb "$blue" "$green"
 deploy good || true
+# How many requests the good green served in the whole deployment, the bake's 5 included: a
+# green that dies at the bake's second run serves 3 fewer (release 3).
+served=$(python3 -c "import json,urllib.request;print(len(json.load(urllib.request.urlopen('http://127.0.0.1:$green/_stats',timeout=10))['requests']))")
 unrefunded "$green"
 
 echo
@@ -154,5 +163,15 @@ start_paysim v2 "$fault"; green=$port
 start_alb "$blue" "$green"
 if deploy broken; then
   echo "  !! the fault '$fault' was not caught" >&2; exit 1
+fi
+unrefunded "$auditor"
+
+echo
+echo "== Release 3: a green that dies after the shift (paysim v2 --fault crash-after=$((served - 3))) =="
+stop_alb
+start_paysim v2 "crash-after=$((served - 3))"; green=$port
+start_alb "$blue" "$green"
+if deploy late; then
+  echo "  !! the crash after the shift was not caught" >&2; exit 1
 fi
 unrefunded "$auditor"

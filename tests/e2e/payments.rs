@@ -66,7 +66,11 @@ impl Release {
                 .replace("127.0.0.1:8443", &alb.test.to_string())
                 .replace("127.0.0.1:8080", &alb.prod.to_string())
                 .replace("period: 60s", "period: 1s")
-                .replace("window: 10m", "window: 1m"),
+                .replace("window: 10m", "window: 1m")
+                .replace(
+                    "repeat: { every: 1m, for: 10m }",
+                    "repeat: { every: 1s, for: 1s }",
+                ),
         )
         .unwrap();
         Release {
@@ -414,16 +418,27 @@ async fn make_demo_passes_a_good_release_and_stops_a_broken_one() {
         "{stdout}"
     );
     assert!(stdout.contains("expected 1200, got 120000"), "{stdout}");
-    assert_eq!(stdout.matches("left unrefunded: 0").count(), 2, "{stdout}");
     // The local CodeDeploy received the reports: three Succeeded, then one Failed.
+    // Release 3: green dies after the shift, and the bake catches it.
+    assert!(
+        stdout.contains("FAIL   production stays healthy over the bake"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("CodeDeploy rolls back at AfterAllowTraffic: production moves back to blue"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("left unrefunded: 0").count(), 3, "{stdout}");
+    // The local CodeDeploy received the reports: three Succeeded, one Failed, two Succeeded,
+    // one Failed.
     assert_eq!(
         stdout.matches("status=Succeeded -> 200 accepted").count(),
-        3,
+        5,
         "{stdout}"
     );
     assert_eq!(
         stdout.matches("status=Failed -> 200 accepted").count(),
-        1,
+        2,
         "{stdout}"
     );
     // Nothing it started outlives it.

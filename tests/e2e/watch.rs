@@ -157,7 +157,7 @@ async fn a_failure_in_the_second_run_fails_at_once() {
         bake["message"]
             .as_str()
             .unwrap()
-            .contains("repeat: expected at most 0 failed runs of 5, got 1 failed of 2 run"),
+            .contains("repeat: expected at most 0 failed runs of 5, got 1 of 2 runs failed"),
         "{bake:#}"
     );
     assert!(!rig.paths().contains(&"/bake/2".to_owned()));

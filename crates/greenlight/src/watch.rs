@@ -575,7 +575,7 @@ fn repeat_result(
                     figures.failure_limit, figures.planned
                 ),
                 format!(
-                    "{} failed of {} run; last {}",
+                    "{} of {} runs failed; last {}",
                     figures.failed,
                     figures.runs,
                     last("failed")
