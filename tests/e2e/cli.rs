@@ -300,3 +300,139 @@ stages:
         "{report:#}"
     );
 }
+
+#[tokio::test]
+async fn the_cli_runs_a_whole_watch_in_one_process_with_a_line_per_run() {
+    let green = Target::start(Behaviour::Healthy).await;
+    // The budget alone (1 s) could not hold the watch (2 s): the CLI adds the longest repeat.
+    let file = config_file(&format!(
+        r#"
+targets: {{ test: {{ url: "{}" }} }}
+defaults: {{ budget: 1s, retries: 0, timeout: 500ms }}
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: bake
+        repeat: {{ every: 1s, for: 2s }}
+        http: {{ target: test, path: "/bake/{{{{repeat}}}}" }}
+"#,
+        green.url()
+    ));
+    let path = file.path().to_str().unwrap();
+    let out = greenlight(
+        &[
+            "check",
+            "-s",
+            "AfterAllowTraffic",
+            "--format",
+            "json",
+            "-c",
+            path,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repeat = &report["checks"][0]["repeat"];
+    assert_eq!(
+        (repeat["runs"].as_u64(), repeat["planned"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let paths: Vec<String> = green.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(paths, ["/bake/0", "/bake/1", "/bake/2"]);
+    // Piped, no progress lines; on a terminal, one line per run.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("repeat bake"));
+    let command = format!(
+        "{} check --stage AfterAllowTraffic --config {path}",
+        binary("greenlight").display()
+    );
+    let drawn = tokio::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("`script` (util-linux) is needed for this test");
+    let drawn = String::from_utf8_lossy(&drawn.stdout);
+    for run in 1..=3 {
+        assert!(
+            drawn.contains(&format!("repeat bake: run {run} of 3 passed")),
+            "{drawn}"
+        );
+    }
+    assert!(
+        drawn.contains("repeat: 3 of 3 runs, 0 failed (limit 0), 0 errors"),
+        "{drawn}"
+    );
+}
+
+#[tokio::test]
+async fn errors_in_a_row_end_a_watch_as_an_error() {
+    // Nothing listens on the target: every run is an error.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let file = config_file(&format!(
+        r#"
+targets: {{ test: {{ url: "{url}" }} }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: bake
+        repeat: {{ every: 1s, for: 10s, error_limit: 2 }}
+        http: {{ target: test, path: /health }}
+"#
+    ));
+    let started = std::time::Instant::now();
+    let out = greenlight(
+        &[
+            "check",
+            "-s",
+            "AfterAllowTraffic",
+            "--format",
+            "json",
+            "-c",
+            file.path().to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = &report["checks"][0];
+    assert_eq!(check["outcome"], "error", "{check:#}");
+    assert!(
+        check["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 runs in a row could not run (error_limit 2)"),
+        "{check:#}"
+    );
+    assert_eq!(check["repeat"]["runs"], 2);
+    // It ended at the second error, not at the end of the window.
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+}
+
+#[tokio::test]
+async fn validate_notes_a_watch_too_long_for_codedeploy() {
+    let file = config_file(
+        r#"
+targets: { test: { url: "http://127.0.0.1:9" } }
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: long bake
+        repeat: { every: 5m, for: 2h }
+        http: { target: test, path: /health }
+"#,
+    );
+    let out = greenlight(&["validate", "-c", file.path().to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains("AfterAllowTraffic (2h) watch longer than CodeDeploy's hooks allow (55m)"),
+        "{note}"
+    );
+}

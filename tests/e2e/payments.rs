@@ -425,7 +425,8 @@ async fn make_demo_passes_a_good_release_and_stops_a_broken_one() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("CodeDeploy rolls back at AfterAllowTraffic: production moves back to blue"),
+        stdout
+            .contains("CodeDeploy rolls back at AfterAllowTraffic: production moves back to blue"),
         "{stdout}"
     );
     assert_eq!(stdout.matches("left unrefunded: 0").count(), 3, "{stdout}");

@@ -172,7 +172,11 @@ async fn drain(rig: &Rig, hook: &Function, mut payload: Value) -> Value {
             return answer;
         }
         let continuations = rig.continuations();
-        assert_eq!(continuations.len(), queued + 1, "one continuation per hand-off");
+        assert_eq!(
+            continuations.len(),
+            queued + 1,
+            "one continuation per hand-off"
+        );
         payload = continuations.last().cloned().unwrap();
     }
     panic!("the watch never ended\n{}", hook.logs());
@@ -192,7 +196,10 @@ async fn a_duplicated_continuation_neither_double_counts_nor_double_reports() {
     // Each chain carries its own counts: five runs each, never more.
     for answer in &finals {
         assert_eq!(answer["status"], "Succeeded", "{answer:#}");
-        assert_eq!(answer["report"]["checks"][1]["repeat"]["runs"], 5, "{answer:#}");
+        assert_eq!(
+            answer["report"]["checks"][1]["repeat"]["runs"], 5,
+            "{answer:#}"
+        );
     }
     // CodeDeploy takes the first report; the second chain's is already completed.
     let deliveries: Vec<&str> = finals

@@ -150,6 +150,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map(|s| format!("{stage} ({} checks)", s.checks.len()))
                 })
                 .collect();
+            let long: Vec<String> = Stage::ALL
+                .into_iter()
+                .filter_map(|stage| {
+                    let longest = config
+                        .stages
+                        .get(stage)?
+                        .checks
+                        .iter()
+                        .filter_map(|c| c.repeat.as_ref().map(|r| r.for_.0))
+                        .max()?;
+                    (longest > greenlight::config::watch::CODEDEPLOY_MAX_WATCH)
+                        .then(|| format!("{stage} ({})", humantime::format_duration(longest)))
+                })
+                .collect();
+            if !long.is_empty() {
+                eprintln!(
+                    "greenlight: note: {} watch longer than CodeDeploy's hooks allow (55m): run \
+                     these stages from ECS-native hooks, or shorten repeat.for",
+                    long.join(", ")
+                );
+            }
             println!(
                 "config {source} is valid: {} targets; stages: {}",
                 config.targets.len(),

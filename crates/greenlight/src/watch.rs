@@ -582,6 +582,13 @@ fn repeat_result(
                 ),
             )],
         },
+        // Ended before any run could be made: the note says why.
+        Some("error") if state.errors_in_row < repeat.error_limit => {
+            Outcome::error(figures.recent.last().map_or_else(
+                || "the watch could not run".to_owned(),
+                |r| r.message.clone(),
+            ))
+        }
         Some("error") => Outcome::error(format!(
             "{} runs in a row could not run (error_limit {}); last {}",
             state.errors_in_row,
