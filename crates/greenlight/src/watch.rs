@@ -28,10 +28,10 @@ use crate::stage::Stage;
 pub const STATE_VERSION: u8 = 1;
 
 /// Runs of each repeating check the state (and the final report) keeps.
-pub const RECENT_RUNS: usize = 20;
+pub const RECENT_RUNS: usize = 10;
 
 /// Characters of a run's message the state keeps.
-const MESSAGE_CHARS: usize = 160;
+const MESSAGE_CHARS: usize = 120;
 
 /// One run of a repeating check, as the report lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +42,7 @@ pub struct RunRecord {
     pub at: String,
     /// `passed`, `failed` or `error`.
     pub outcome: String,
-    /// What it found (its figures, or what failed), cut to 160 characters.
+    /// What it found (its figures, or what failed), cut to 120 characters.
     pub message: String,
 }
 
@@ -650,5 +650,63 @@ fn epoch_ms(at: SystemTime) -> u64 {
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     if rx.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_stays_small_however_long_the_watch() {
+        // A day of runs a minute apart, each with a long message, for three checks.
+        let repeat: RepeatSpec = serde_norway::from_str("{ every: 1m, for: 24h }").unwrap();
+        let mut repeats = Vec::new();
+        for name in ["green 5xx", "payment round trip", "p99"] {
+            let mut state = RepeatState::new(name, &repeat);
+            for index in 0..repeat.runs() {
+                state.figures.runs += 1;
+                state.next = index + 1;
+                push_recent(
+                    &mut state.figures,
+                    RunRecord {
+                        index,
+                        at: "2026-11-28T20:00:00Z".to_owned(),
+                        outcome: "failed".to_owned(),
+                        message: cut(&"status: expected 200, got 503 ".repeat(40)),
+                    },
+                );
+            }
+            repeats.push(state);
+        }
+        let state = WatchState {
+            v: STATE_VERSION,
+            run_id: "gl-0123456789abcdef".to_owned(),
+            stage: "AfterAllowTraffic".to_owned(),
+            seq: 200,
+            started_ms: 1_795_000_000_000,
+            done: vec![DoneCheck {
+                name: "health".to_owned(),
+                outcome: "passed".to_owned(),
+                message: "ok".to_owned(),
+            }],
+            repeats,
+        };
+        assert_eq!(state.repeats[0].figures.runs, 1441);
+        assert_eq!(state.repeats[0].figures.recent.len(), RECENT_RUNS);
+        let size = state.to_value().to_string().len();
+        assert!(size < 8 * 1024, "{size} bytes");
+        // And it reads back as this execution's.
+        let back = WatchState::resume(
+            &state.to_value(),
+            "gl-0123456789abcdef",
+            Stage::AfterAllowTraffic,
+        )
+        .unwrap();
+        assert_eq!(back, state);
+        assert!(matches!(
+            WatchState::resume(&state.to_value(), "gl-other", Stage::AfterAllowTraffic),
+            Err(StateError::Foreign(_))
+        ));
     }
 }
