@@ -11,6 +11,9 @@ VENV := .venv
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 CARGO_LAMBDA_VERSION := 1.9.2
 CHECKOV := $(VENV)/checkov/bin/checkov
+# A real JUnit reader, for the tests of `greenlight check --format junit`.
+JUNITPARSER_VERSION := 5.0.3
+JUNITPARSER := $(VENV)/.junitparser-$(JUNITPARSER_VERSION)
 HOOK ?= after-allow-test-traffic
 CONFIG ?= examples/local.yaml
 TARGET_MODE ?= healthy
@@ -25,13 +28,17 @@ export AWS_EC2_METADATA_DISABLED := true
 test: tools fmt-check lint lint-templates build
 	cargo nextest run --workspace --locked --no-fail-fast
 
-tools: $(CARGO_LAMBDA)
+tools: $(CARGO_LAMBDA) $(JUNITPARSER)
 
 $(CARGO_LAMBDA):
 	@command -v python3 >/dev/null || { echo "python3 is required (3.9 or newer) to install cargo-lambda"; exit 2; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda==$(CARGO_LAMBDA_VERSION)'
 	@$(CARGO_LAMBDA) lambda --version
+
+$(JUNITPARSER): $(CARGO_LAMBDA)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'junitparser==$(JUNITPARSER_VERSION)'
+	@touch $@
 
 # cfn-lint and the SAM CLI, for the templates.
 $(VENV)/bin/sam: $(CARGO_LAMBDA)

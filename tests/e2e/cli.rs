@@ -218,7 +218,7 @@ stages:
         echo.url()
     ));
     let path = file.path().to_str().unwrap();
-    for format in ["json", "text"] {
+    for format in ["json", "text", "junit", "markdown"] {
         let out = greenlight(
             &[
                 "check",
@@ -234,7 +234,8 @@ stages:
         .await;
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(stdout.contains("[REDACTED]"), "{stdout}");
+        // (Markdown escapes the brackets.)
+        assert!(stdout.contains("REDACTED"), "{stdout}");
         assert_no_form(secret, &stdout, &format!("{format} stdout"));
         assert_no_form(secret, &String::from_utf8_lossy(&out.stderr), "stderr");
     }
@@ -435,4 +436,193 @@ stages:
         note.contains("AfterAllowTraffic (2h) watch longer than CodeDeploy's hooks allow (55m)"),
         "{note}"
     );
+}
+
+/// Read a JUnit file with a real JUnit reader (PyPI junitparser, installed by `make tools`).
+fn read_junit(path: &std::path::Path) -> Value {
+    let python = greenlight_e2e::lambda::workspace_root().join(".venv/bin/python");
+    let script = r#"
+import json, sys
+from junitparser import JUnitXml
+xml = JUnitXml.fromfile(sys.argv[1])
+suites = []
+for suite in xml:
+    cases = []
+    for case in suite:
+        cases.append({
+            "name": case.name, "classname": case.classname, "time": case.time,
+            "results": [type(r).__name__ for r in case.result],
+            "messages": [r.message for r in case.result],
+            "texts": [r.text for r in case.result],
+            "system_out": case.system_out,
+        })
+    suites.append({
+        "name": suite.name, "tests": suite.tests, "failures": suite.failures,
+        "errors": suite.errors, "skipped": suite.skipped,
+        "properties": {p.name: p.value for p in suite.properties()},
+        "cases": cases,
+    })
+print(json.dumps(suites))
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{} is missing ({e}): run `make tools`", python.display()));
+    assert!(
+        out.status.success(),
+        "junitparser refused the file: {out:?}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn one_run_writes_json_junit_and_markdown_that_their_readers_accept() {
+    let green = Target::start(Behaviour::FailPaths(std::sync::Arc::from(["/pay"]))).await;
+    let file = config_file(&format!(
+        r#"
+targets: {{ test: {{ url: "{}" }} }}
+defaults: {{ retries: 0, timeout: 500ms }}
+stages:
+  BeforeAllowTraffic:
+    checks:
+      - name: health
+        http: {{ target: test, path: /health }}
+      - name: payments <&> "quoted"
+        http: {{ target: test, path: /pay }}
+      - name: optional extra
+        required: false
+        http: {{ target: test, path: /pay }}
+      - name: from half on
+        when: {{ green_weight_at_least: 50 }}
+        http: {{ target: test, path: /never }}
+"#,
+        green.url()
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let (junit, markdown, summary) = (
+        dir.path().join("report.xml"),
+        dir.path().join("report.md"),
+        dir.path().join("summary.md"),
+    );
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let out = greenlight(
+        &[
+            "check",
+            "-s",
+            "BeforeAllowTraffic",
+            "-c",
+            file.path().to_str().unwrap(),
+            "--format",
+            "junit",
+            "--output",
+            junit.to_str().unwrap(),
+            "--format",
+            "markdown",
+            "--output",
+            markdown.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // JSON on stdout, the others in their files.
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "failed");
+
+    let suites = read_junit(&junit);
+    let suite = &suites[0];
+    assert_eq!(suite["name"], "BeforeAllowTraffic");
+    assert_eq!(
+        (
+            &suite["tests"],
+            &suite["failures"],
+            &suite["errors"],
+            &suite["skipped"]
+        ),
+        (
+            &Value::from(4),
+            &Value::from(2),
+            &Value::from(0),
+            &Value::from(1)
+        ),
+        "{suite:#}"
+    );
+    assert_eq!(suite["properties"]["run_id"], report["run_id"]);
+    assert_eq!(suite["properties"]["verdict"], "failed");
+    let case = |name: &str| {
+        suite["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no case {name}: {suite:#}"))
+            .clone()
+    };
+    assert_eq!(case("health")["results"], serde_json::json!([]));
+    let payments = case("payments <&> \"quoted\"");
+    assert_eq!(payments["results"], serde_json::json!(["Failure"]));
+    assert!(
+        payments["texts"][0]
+            .as_str()
+            .unwrap()
+            .contains("status: expected any 2xx, got 500"),
+        "{payments:#}"
+    );
+    assert!(
+        case("optional extra")["messages"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("(optional: does not fail the stage)")
+    );
+    assert_eq!(
+        case("from half on")["results"],
+        serde_json::json!(["Skipped"])
+    );
+
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    assert!(
+        md.starts_with("## greenlight BeforeAllowTraffic: ❌ failed"),
+        "{md}"
+    );
+    assert!(md.contains("### Failed checks"), "{md}");
+    assert!(
+        md.contains("| payments &lt;&amp;&gt; \"quoted\" | status | any 2xx | 500 with body"),
+        "{md}"
+    );
+    assert!(
+        md.contains("<details><summary>All checks (4)</summary>"),
+        "{md}"
+    );
+    // The job summary got the same Markdown, after what was there.
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(summary, format!("earlier step\n{md}"));
+}
+
+#[tokio::test]
+async fn more_outputs_than_formats_is_refused_before_anything_runs() {
+    let green = Target::start(Behaviour::Healthy).await;
+    let file = config_file(&suite(&green.url()));
+    let out = greenlight(
+        &[
+            "check",
+            "-s",
+            "AfterAllowTestTraffic",
+            "-c",
+            file.path().to_str().unwrap(),
+            "--format",
+            "json",
+            "--output",
+            "/tmp/a.json",
+            "--output",
+            "/tmp/b.json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give each --output the --format"));
+    assert!(green.seen().is_empty(), "nothing was sent");
 }

@@ -793,3 +793,128 @@ stages:
             .any(|s| s.headers.get("authorization").is_some())
     );
 }
+
+/// The units CloudWatch accepts for a metric.
+const EMF_UNITS: &[&str] = &[
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+
+/// Hold a record to the rules of CloudWatch's embedded metric format specification.
+fn assert_emf(record: &Value) {
+    let aws = &record["_aws"];
+    assert!(aws["Timestamp"].is_u64(), "Timestamp in ms: {record}");
+    let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+    assert!(!directives.is_empty(), "{record}");
+    for directive in directives {
+        let namespace = directive["Namespace"].as_str().unwrap();
+        assert!((1..=255).contains(&namespace.chars().count()), "{record}");
+        for set in directive["Dimensions"].as_array().unwrap() {
+            let set = set.as_array().unwrap();
+            assert!(!set.is_empty() && set.len() <= 30, "{record}");
+            for name in set {
+                let value = &record[name.as_str().unwrap()];
+                assert!(value.is_string(), "dimension {name} is a string: {record}");
+                assert!(value.as_str().unwrap().chars().count() <= 1024);
+            }
+        }
+        let metrics = directive["Metrics"].as_array().unwrap();
+        assert!(!metrics.is_empty() && metrics.len() <= 100, "{record}");
+        for metric in metrics {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(
+                record[name].is_number(),
+                "metric {name} is a number: {record}"
+            );
+            let unit = metric["Unit"].as_str().unwrap();
+            assert!(EMF_UNITS.contains(&unit), "unit {unit}: {record}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_stage_and_check_leaves_an_embedded_metric_record() {
+    let rig = Rig::start().await;
+    let green = Target::start(Behaviour::Healthy).await;
+    let config = format!(
+        r#"
+targets: {{ test: {{ url: "{0}" }}, prod: {{ url: "{0}" }} }}
+defaults: {{ retries: 0 }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: health
+        http: {{ target: test, path: /health }}
+      - name: latency
+        probe: {{ target: test, path: /health, requests: 60, baseline: prod }}
+      - name: broken
+        http: {{ target: test, path: /health, expect: {{ status: 201 }} }}
+"#,
+        green.url()
+    );
+    let hook = rig.hook("after-allow-test-traffic", Some(&config));
+    let result = hook
+        .invoke(r#"{"DeploymentId":"d-EMF","LifecycleEventHookExecutionId":"emf-1"}"#)
+        .await
+        .json();
+    assert_eq!(result["status"], "Failed");
+    let records: Vec<Value> = hook
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line.get("_aws").is_some())
+        .collect();
+    assert_eq!(
+        records.len(),
+        4,
+        "one for the stage, one per check: {records:#?}"
+    );
+    for record in &records {
+        assert_emf(record);
+        assert_eq!(
+            record["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "greenlight"
+        );
+        assert_eq!(record["Function"], "after-allow-test-traffic");
+        // Never a deployment id as a dimension: it would make a metric per deployment.
+        let dimensions = record["_aws"]["CloudWatchMetrics"][0]["Dimensions"].to_string();
+        assert!(
+            !dimensions.contains("Deployment") && !dimensions.contains("Run"),
+            "{dimensions}"
+        );
+    }
+    assert_eq!(records[0]["StagePassed"], 0.0);
+    assert_eq!(records[0]["ChecksFailed"], 1.0);
+    assert_eq!(records[0]["DeploymentId"], "d-EMF");
+    let check = |name: &str| records.iter().find(|r| r["Check"] == name).unwrap().clone();
+    assert_eq!(check("health")["CheckPassed"], 1.0);
+    assert_eq!(check("broken")["CheckPassed"], 0.0);
+    let latency = check("latency");
+    assert!(latency["ProbeP99"].as_f64().unwrap() > 0.0, "{latency}");
+    assert_eq!(latency["ProbeErrorRate"], 0.0);
+}

@@ -41,9 +41,13 @@ enum Command {
         /// AfterAllowTestTraffic, BeforeAllowTraffic or AfterAllowTraffic (ECS names work too).
         #[arg(long, short)]
         stage: Stage,
-        /// Report format.
-        #[arg(long, short, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// Report format; repeat it, each with an --output, to write several reports of one
+        /// run (the first --format without an --output goes to stdout).
+        #[arg(long, short, value_enum)]
+        format: Vec<Format>,
+        /// Where the --format at the same position goes (a file, created or replaced).
+        #[arg(long, short)]
+        output: Vec<PathBuf>,
         /// Run id for this run (idempotency keys derive from it); random-ish when absent.
         #[arg(long)]
         run_id: Option<String>,
@@ -67,10 +71,61 @@ enum Command {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
+    /// For a terminal.
     Text,
+    /// The whole report (`checks[]`, figures, counts).
     Json,
+    /// JUnit XML for CodeBuild test reports and Jenkins.
+    Junit,
+    /// A Markdown summary for a pull request or a GitHub job summary.
+    Markdown,
+}
+
+impl Format {
+    fn render(self, report: &greenlight::report::StageReport) -> anyhow::Result<String> {
+        Ok(match self {
+            Format::Text => text::render(report),
+            Format::Json => format!(
+                "{}\n",
+                serde_json::to_string_pretty(report).context("could not encode the report")?
+            ),
+            Format::Junit => greenlight::report::junit::render(report),
+            Format::Markdown => greenlight::report::markdown::render(report),
+        })
+    }
+}
+
+/// Pair each --format with the --output at its position; the rest go to stdout (at most one).
+fn destinations(
+    formats: &[Format],
+    outputs: &[PathBuf],
+) -> anyhow::Result<Vec<(Format, Option<PathBuf>)>> {
+    if outputs.len() > formats.len().max(1) {
+        anyhow::bail!(
+            "{} --output but {} --format: give each --output the --format it is written in \
+             (e.g. --format junit --output report.xml)",
+            outputs.len(),
+            formats.len()
+        );
+    }
+    let formats = if formats.is_empty() {
+        vec![Format::Text]
+    } else {
+        formats.to_vec()
+    };
+    let pairs: Vec<(Format, Option<PathBuf>)> = formats
+        .iter()
+        .enumerate()
+        .map(|(i, format)| (*format, outputs.get(i).cloned()))
+        .collect();
+    if pairs.iter().filter(|(_, path)| path.is_none()).count() > 1 {
+        anyhow::bail!(
+            "only one report can go to stdout: give every --format but one an --output FILE"
+        );
+    }
+    Ok(pairs)
 }
 
 #[tokio::main]
@@ -99,9 +154,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             stage,
             format,
+            output,
             run_id,
             green_target_group,
         } => {
+            // Bad flags are found before anything is sent.
+            let destinations = destinations(&format, &output)?;
             let aws = Arc::new(Aws::new());
             let (config, source) = load(config, &aws).await?;
             config.stage(stage)?;
@@ -125,12 +183,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = suite
                 .run_stage_for(stage, budget.checks, run_id, None, target_groups)
                 .await;
-            match format {
-                Format::Text => print!("{}", text::render(&report)),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).context("could not encode the report")?
-                ),
+            for (format, path) in destinations {
+                let rendered = format.render(&report)?;
+                match path {
+                    Some(path) => std::fs::write(&path, rendered)
+                        .with_context(|| format!("could not write {}", path.display()))?,
+                    None => print!("{rendered}"),
+                }
+            }
+            // In a GitHub Actions job, the Markdown report joins the job's summary too.
+            if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
+            {
+                use std::io::Write as _;
+                let markdown = greenlight::report::markdown::render(&report);
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&summary)
+                    .and_then(|mut file| file.write_all(markdown.as_bytes()))
+                    .with_context(|| {
+                        format!(
+                            "could not append to GITHUB_STEP_SUMMARY ({})",
+                            PathBuf::from(&summary).display()
+                        )
+                    })?;
             }
             Ok(match report.verdict {
                 Verdict::Passed => ExitCode::SUCCESS,

@@ -180,6 +180,7 @@ impl<S: StatusSink> Hook<S> {
                         report.errors.push(why);
                         report.verdict = crate::verdict::Verdict::Failed;
                         crate::report::log::emit(&report);
+                        crate::report::emf::emit(&report);
                         report
                     }
                 }
@@ -357,6 +358,7 @@ impl<S: StatusSink> Hook<S> {
                 let report = StageReport::not_run(self.stage, event.run_id(), why, Duration::ZERO)
                     .for_deployment(deployment_id);
                 crate::report::log::emit(&report);
+                crate::report::emf::emit(&report);
                 report
             }
         };
@@ -449,6 +451,7 @@ impl<S: StatusSink> Hook<S> {
                 report.warnings.extend(fallback_warning);
                 let report = report.for_deployment(deployment_id);
                 crate::report::log::emit(&report);
+                crate::report::emf::emit(&report);
                 StageRun::Decided(report)
             }
             StageRun::Watching {

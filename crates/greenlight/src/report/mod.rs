@@ -3,7 +3,10 @@
 
 pub mod codedeploy;
 pub(crate) mod ecs;
+pub mod emf;
+pub mod junit;
 pub(crate) mod log;
+pub mod markdown;
 pub mod text;
 
 use std::time::Duration;
