@@ -17,6 +17,7 @@ JUNITPARSER := $(VENV)/.junitparser-$(JUNITPARSER_VERSION)
 HOOK ?= after-allow-test-traffic
 CONFIG ?= examples/local.yaml
 TARGET_MODE ?= healthy
+EVENT ?=
 FAULT ?= idempotency-ignored
 export FAULT
 
@@ -80,7 +81,7 @@ demo: tools build
 	scripts/demo.sh
 
 invoke: tools build
-	scripts/invoke.sh $(HOOK) $(CONFIG) $(TARGET_MODE)
+	EVENT=$(EVENT) scripts/invoke.sh $(HOOK) $(CONFIG) $(TARGET_MODE)
 
 # Release hooks and CLI, nginx and wrk (Debian), oha (crates.io, into target/bench-tools), boto3
 # for the Python floor; then one side-by-side run.

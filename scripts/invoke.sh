@@ -6,6 +6,7 @@
 #   HOOK         after-allow-test-traffic (default) | before-allow-traffic | after-allow-traffic
 #   CONFIG       config file (default examples/local.yaml)
 #   TARGET_MODE  healthy (default) | broken | slow   (how the local target answers)
+#   EVENT=doctor sends {"greenlight": "doctor"} instead: the preflight, as in a deployed function
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -44,6 +45,22 @@ wait_port "$watch_port" "cargo lambda watch"
 echo "[hook] $hook with GREENLIGHT_CONFIG=file:$config (logs below are the function's JSON lines)"
 run_hook "$hook" GREENLIGHT_CONFIG="file:$config" & pids+=($!)
 
+if [ "${EVENT:-}" = doctor ]; then
+  echo "[invoke] cargo lambda invoke $hook --data-ascii '{\"greenlight\": \"doctor\"}'"
+  status=0
+  "$cargo_lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
+    --data-ascii '{"greenlight": "doctor"}' --output-format json "$hook" > "target/invoke-$hook.json" || status=$?
+  [ "$status" -eq 0 ] || { echo "[result] the invocation failed (see above)"; exit "$status"; }
+  python3 - "target/invoke-$hook.json" <<'PY'
+import json, sys
+result = json.load(open(sys.argv[1]))
+for f in result["findings"]:
+    line = f"[doctor] {'ok ' if f['ok'] else 'FIX'} {f['subject']}: {f['detail']}"
+    print(line + (f" -> {f['fix']}" if f.get("fix") else ""))
+print("[doctor] all is well" if result["ok"] else "[doctor] not ready")
+PY
+  exit 0
+fi
 echo "[invoke] cargo lambda invoke $hook --data-file events/$hook.json"
 status=0
 "$cargo_lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$watch_port" \

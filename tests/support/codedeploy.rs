@@ -64,6 +64,8 @@ struct Inner {
     always: Mutex<Option<Fault>>,
     calls: Mutex<Vec<Call>>,
     completed: Mutex<HashSet<String>>,
+    /// Deployments CodeDeploy does not know: a status for them is DeploymentDoesNotExist.
+    missing: Mutex<HashSet<String>>,
     changed: Notify,
     print: bool,
 }
@@ -122,6 +124,15 @@ impl FakeCodeDeploy {
             .lock()
             .unwrap()
             .insert(deployment.to_owned(), format!("{green}|{blue}"));
+    }
+
+    /// Answer a status for `deployment` as CodeDeploy does for a deployment it does not know.
+    pub fn missing_deployment(&self, deployment: &str) {
+        self.inner
+            .missing
+            .lock()
+            .unwrap()
+            .insert(deployment.to_owned());
     }
 
     /// Refuse ListDeploymentTargets and GetDeploymentTarget (a missing IAM permission).
@@ -230,6 +241,13 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
                 StatusCode::BAD_REQUEST,
                 "InvalidLifecycleEventHookExecutionStatusException",
                 "status must be Succeeded or Failed",
+            ));
+        }
+        if inner.missing.lock().unwrap().contains(deployment) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "DeploymentDoesNotExistException",
+                &format!("The deployment {deployment} could not be found."),
             ));
         }
         let fault = inner

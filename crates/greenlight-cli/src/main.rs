@@ -63,6 +63,17 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Preflight before the first deployment: load the config and plan every stage, read every
+    /// secret, reach every target (TCP, and a TLS handshake with its host name and CA). One
+    /// line per finding, with the fix; exit 0 only when all is well. Sends no check request.
+    Doctor {
+        /// The config file. Defaults to what GREENLIGHT_CONFIG holds.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// `text` (one line per finding) or `json`.
+        #[arg(long, short, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Print a sample CodeDeploy hook event (for `cargo lambda invoke --data-ascii`).
     Event {
         /// Deployment id to put in the event.
@@ -257,6 +268,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { config, format } => {
+            let aws = Aws::new();
+            let findings = match load(config, &aws).await {
+                Ok((config, source)) => {
+                    let mut findings =
+                        greenlight::doctor::check_config(&config, &source.to_string(), &aws).await;
+                    findings.extend(greenlight::doctor::cloudwatch(&config, &aws).await);
+                    findings
+                }
+                Err(err) => vec![greenlight::doctor::Finding::problem(
+                    "config",
+                    format!("{err:#}"),
+                    "fix the config named above (greenlight validate shows the same)",
+                )],
+            };
+            let ok = findings.iter().all(|f| f.ok);
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"ok": ok, "findings": findings})
+                    )?
+                );
+            } else {
+                for finding in &findings {
+                    println!("{}", finding.line());
+                }
+                println!(
+                    "{}",
+                    if ok {
+                        "all is well"
+                    } else {
+                        "not ready: fix the lines marked FIX"
+                    }
+                );
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Event { deployment_id } => {
             let event = serde_json::json!({

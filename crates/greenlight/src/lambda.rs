@@ -113,6 +113,15 @@ impl<S: StatusSink> Hook<S> {
 
     /// Handle one invocation: `deadline_ms` is the Lambda deadline (0 when unknown).
     pub async fn handle(&self, payload: Value, deadline_ms: u64) -> Result<Value, HookError> {
+        // A preflight asked for by hand (`aws lambda invoke` with {"greenlight": "doctor"}):
+        // findings come back as the result; no deployment is reported.
+        if payload.get("greenlight").and_then(Value::as_str) == Some("doctor") {
+            tracing::info!(stage = %self.stage, "doctor invoked");
+            let suite = self.suite.as_deref().map_err(String::as_str);
+            let answer = crate::doctor::in_lambda(suite, &self.sink).await;
+            tracing::info!(stage = %self.stage, ok = answer["ok"].as_bool(), "doctor answered");
+            return Ok(answer);
+        }
         let event = HookEvent::from_value(&payload).inspect_err(|err| {
             tracing::error!(stage = %self.stage, error = %err, "rejected an event that is not a lifecycle hook event; nothing reported");
         })?;

@@ -14,6 +14,7 @@ pub(crate) mod client;
 pub mod config;
 pub(crate) mod conn;
 pub mod discovery;
+pub mod doctor;
 pub mod error;
 pub mod event;
 pub mod lambda;

@@ -1,0 +1,365 @@
+//! Preflight: what would make a deployment fail or hang, found before the first deployment.
+//! From a laptop or CI (`greenlight doctor`) and from inside the deployed function (an
+//! invocation with `{"greenlight": "doctor"}`), so the checks run from where the hooks really
+//! run: their VPC, their role.
+//!
+//! Each finding says what was looked at, whether it is well, and how to fix it if not. Nothing
+//! here changes anything: no check request is sent to a target (only a TCP connection and a
+//! TLS handshake), and the CodeDeploy probe names a deployment that does not exist.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+use crate::aws::Aws;
+use crate::client::{TargetClient, unbracket};
+use crate::config::Config;
+use crate::error::chain;
+
+/// The deployment the CodeDeploy probe reports for: well-formed, never a real one, so the
+/// answer proves the API is reachable and the call is signed, and changes nothing.
+pub const PROBE_DEPLOYMENT: &str = "d-DOCTOR000";
+
+/// The longest the CodeDeploy probe waits before calling the API unreachable.
+const PROBE_LIMIT: Duration = Duration::from_secs(15);
+
+/// One thing the doctor looked at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What was looked at: `config`, `stage AfterAllowTraffic`, `target test`, `secret api_key`,
+    /// `codedeploy`, `cloudwatch`.
+    pub subject: String,
+    /// Whether it is well.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it, when it is not well.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    /// A subject that is well.
+    pub fn ok(subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Finding {
+            subject: subject.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    /// A subject that is not, and its fix.
+    pub fn problem(
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Finding {
+            subject: subject.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// One line for a person: `ok   target test: …` or `FIX  secret api_key: … → fix`.
+    pub fn line(&self) -> String {
+        match &self.fix {
+            None => format!("ok    {}: {}", self.subject, self.detail),
+            Some(fix) => format!("FIX   {}: {} → {fix}", self.subject, self.detail),
+        }
+    }
+}
+
+/// The offline part and the reachability of the targets and the secrets: what the CLI and the
+/// deployed function both check. The config has already been loaded (its source was read).
+pub async fn check_config(config: &Config, source: &str, aws: &Aws) -> Vec<Finding> {
+    let mut findings = vec![Finding::ok("config", format!("{source} loaded and valid"))];
+    let targets = match crate::suite::build_targets(config) {
+        Ok(targets) => targets,
+        Err(err) => {
+            findings.push(Finding::problem(
+                "config",
+                err.to_string(),
+                "fix the target settings named above",
+            ));
+            return findings;
+        }
+    };
+    match crate::plan::Plans::build(config, &targets) {
+        Ok(_) => {
+            for stage in crate::stage::Stage::ALL {
+                if let Some(checks) = config.stages.get(stage).map(|s| s.checks.len()) {
+                    findings.push(Finding::ok(
+                        format!("stage {stage}"),
+                        format!("{checks} checks planned"),
+                    ));
+                }
+            }
+        }
+        Err(err) => findings.push(Finding::problem(
+            "config",
+            err.to_string(),
+            "fix the check named above",
+        )),
+    }
+    for name in config.secrets.keys() {
+        findings.push(secret(config, name, aws).await);
+    }
+    for target in targets.iter() {
+        findings.push(target_finding(target).await);
+    }
+    findings
+}
+
+/// Whether one secret can be read from its source (its value is never shown).
+async fn secret(config: &Config, name: &str, aws: &Aws) -> Finding {
+    let subject = format!("secret {name}");
+    let mut one = config.clone();
+    one.secrets.retain(|key, _| key == name);
+    match crate::source::secrets(&one, aws).await {
+        Ok(_) => Finding::ok(subject, "readable and not empty"),
+        Err(err) => Finding::problem(subject, err.to_string(), "fix the source named above"),
+    }
+}
+
+/// Whether a target answers: its address resolves, a TCP connection opens within its timeout,
+/// and for `https` a TLS handshake completes with the configured host name and trust (the
+/// certificate's own names are given when they do not match).
+async fn target_finding(target: &TargetClient) -> Finding {
+    let subject = format!("target {}", target.name);
+    let (host, port) = (&target.dial.0, target.dial.1);
+    let limit = target.timeout;
+    let addresses =
+        match tokio::time::timeout(limit, tokio::net::lookup_host((unbracket(host), port))).await {
+            Ok(Ok(addresses)) => addresses.collect::<Vec<_>>(),
+            Ok(Err(err)) => {
+                return Finding::problem(
+                    subject,
+                    format!("{host} does not resolve: {err}"),
+                    "check the URL's host name, and the DNS the function's VPC uses",
+                );
+            }
+            Err(_) => {
+                return Finding::problem(
+                    subject,
+                    format!(
+                        "resolving {host} took over {}",
+                        humantime::format_duration(limit)
+                    ),
+                    "check the DNS the function's VPC uses",
+                );
+            }
+        };
+    let Some(address) = addresses.first() else {
+        return Finding::problem(
+            subject,
+            format!("{host} resolves to no address"),
+            "check the URL's host name",
+        );
+    };
+    let tcp = match tokio::time::timeout(limit, TcpStream::connect(address)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(err)) => {
+            return Finding::problem(
+                subject,
+                format!("{host}:{port} ({address}) refused the connection: {err}"),
+                "check the listener's port, and that the load balancer listens there",
+            );
+        }
+        Err(_) => {
+            return Finding::problem(
+                subject,
+                format!(
+                    "no answer from {host}:{port} ({address}) within {}",
+                    humantime::format_duration(limit)
+                ),
+                "a security group or network ACL drops the traffic, or the function is not in \
+                 the VPC of an internal load balancer (template parameters SubnetIds and \
+                 SecurityGroupIds)",
+            );
+        }
+    };
+    let Some(tls) = &target.tls else {
+        return Finding::ok(subject, format!("{host}:{port} accepts connections (http)"));
+    };
+    let name = target.base.host_str().map(unbracket).unwrap_or(host);
+    let server_name = match rustls::pki_types::ServerName::try_from(name.to_owned()) {
+        Ok(server_name) => server_name,
+        Err(err) => {
+            return Finding::problem(
+                subject,
+                format!("{name} cannot be a TLS server name: {err}"),
+                "use a DNS name in the URL or in host",
+            );
+        }
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(tls));
+    match tokio::time::timeout(limit, connector.connect(server_name, tcp)).await {
+        Ok(Ok(_)) if target.insecure => Finding::problem(
+            subject,
+            format!("{host}:{port} completes a TLS handshake, but certificates are not checked"),
+            "trust the listener's CA with ca_file and remove insecure_skip_tls_verify",
+        ),
+        Ok(Ok(_)) => Finding::ok(
+            subject,
+            format!("{host}:{port} completes a TLS handshake; the certificate is valid for {name}"),
+        ),
+        Ok(Err(err)) => {
+            let why = chain(&err);
+            let fix = if why.contains("not valid for name") || why.contains("NotValidForName") {
+                format!(
+                    "the certificate is not for {name}: set targets.{}.host to a name it is \
+                     for (the listener's public name), or fix the certificate",
+                    target.name
+                )
+            } else if why.contains("UnknownIssuer") || why.contains("issuer") {
+                format!(
+                    "trust the certificate's CA: targets.{}.ca_file (a PEM bundle)",
+                    target.name
+                )
+            } else {
+                "check that the listener speaks TLS on this port, and its certificate".to_owned()
+            };
+            Finding::problem(
+                subject,
+                format!("the TLS handshake with {host}:{port} as {name} failed: {why}"),
+                fix,
+            )
+        }
+        Err(_) => Finding::problem(
+            subject,
+            format!(
+                "{host}:{port} accepted a connection but no TLS handshake completed within {}",
+                humantime::format_duration(limit)
+            ),
+            "check that the listener speaks TLS (https) on this port",
+        ),
+    }
+}
+
+/// What the CodeDeploy probe found: the API's answer to a status for [`PROBE_DEPLOYMENT`].
+pub fn codedeploy_finding(
+    answer: Option<Result<crate::report::codedeploy::Delivery, crate::error::ReportError>>,
+) -> Finding {
+    use crate::error::ReportError;
+    let subject = "codedeploy";
+    match answer {
+        None => Finding::problem(
+            subject,
+            format!(
+                "no answer from the CodeDeploy API within {}",
+                humantime::format_duration(PROBE_LIMIT)
+            ),
+            "the function has no route to CodeDeploy: add a NAT gateway or a \
+             com.amazonaws.REGION.codedeploy VPC endpoint to its subnets (a hook that cannot \
+             report leaves the deployment waiting an hour)",
+        ),
+        Some(Ok(_)) => Finding::problem(
+            subject,
+            format!("CodeDeploy accepted a status for {PROBE_DEPLOYMENT}, which should not exist"),
+            "check AWS_ENDPOINT_URL_CODEDEPLOY: is it the real CodeDeploy?",
+        ),
+        Some(Err(ReportError::Rejected { code, message, .. })) if code.contains("AccessDenied") => {
+            Finding::problem(
+                subject,
+                format!("CodeDeploy refused the status call: {code}: {message}"),
+                "the function's role needs codedeploy:PutLifecycleEventHookExecutionStatus on \
+                 the deployment group (template.yaml grants it for CodeDeployApplication and \
+                 CodeDeployDeploymentGroup)",
+            )
+        }
+        Some(Err(ReportError::Rejected { code, .. })) => Finding::ok(
+            subject,
+            format!(
+                "the API is reachable and took the signed call: it answered {code} for the \
+                 probe deployment {PROBE_DEPLOYMENT} (nothing changed). Whether the role may \
+                 report for your deployment group shows only on a real deployment's id"
+            ),
+        ),
+        Some(Err(err)) => Finding::problem(
+            subject,
+            format!("could not reach the CodeDeploy API: {err}"),
+            "add a NAT gateway or a com.amazonaws.REGION.codedeploy VPC endpoint to the \
+             function's subnets, and check AWS_ENDPOINT_URL_CODEDEPLOY",
+        ),
+    }
+}
+
+/// The limit on the CodeDeploy probe.
+pub fn probe_limit() -> Duration {
+    PROBE_LIMIT
+}
+
+/// Whether CloudWatch reads are allowed, for a config with `alarms` or `metric` checks: a
+/// `DescribeAlarms` for a name no alarm has (nothing is read but the answer).
+pub async fn cloudwatch(config: &Config, aws: &Aws) -> Option<Finding> {
+    let uses = crate::stage::Stage::ALL.into_iter().any(|stage| {
+        config.stages.get(stage).is_some_and(|s| {
+            s.checks
+                .iter()
+                .any(|c| c.alarms.is_some() || c.metric.is_some())
+        })
+    });
+    if !uses {
+        return None;
+    }
+    Some(
+        match aws
+            .describe_alarms(&["greenlight-doctor-probe".to_owned()], None)
+            .await
+        {
+            Ok(_) => Finding::ok(
+                "cloudwatch",
+                "DescribeAlarms answered: alarms can be read (GetMetricData is granted with it \
+                 by EnableMetricChecks)",
+            ),
+            Err(err) => Finding::problem("cloudwatch", err.problem, err.fix),
+        },
+    )
+}
+
+/// Send the CodeDeploy probe through `sink` (a status for [`PROBE_DEPLOYMENT`]), bounded by
+/// [`PROBE_LIMIT`].
+pub async fn probe_codedeploy<S: crate::report::codedeploy::StatusSink>(sink: &S) -> Finding {
+    let event = crate::event::CodeDeployEvent {
+        deployment_id: PROBE_DEPLOYMENT.to_owned(),
+        lifecycle_event_hook_execution_id: "greenlight-doctor-probe".to_owned(),
+        watch: None,
+    };
+    let answer = tokio::time::timeout(
+        PROBE_LIMIT,
+        sink.put(&event, crate::verdict::Verdict::Failed),
+    )
+    .await
+    .ok();
+    codedeploy_finding(answer)
+}
+
+/// Everything the deployed function can check from where it runs, as the JSON an invocation
+/// with `{"greenlight": "doctor"}` returns: `{"ok": bool, "findings": [...]}`.
+pub async fn in_lambda<S: crate::report::codedeploy::StatusSink>(
+    suite: Result<&crate::suite::Suite, &str>,
+    sink: &S,
+) -> serde_json::Value {
+    let mut findings = match suite {
+        Ok(suite) => {
+            let mut findings =
+                check_config(&suite.config, &suite.source.to_string(), suite.aws()).await;
+            findings.extend(cloudwatch(&suite.config, suite.aws()).await);
+            findings
+        }
+        Err(why) => vec![Finding::problem(
+            "config",
+            why.to_owned(),
+            "fix GREENLIGHT_CONFIG or what it points at (every deployment fails until then)",
+        )],
+    };
+    findings.push(probe_codedeploy(sink).await);
+    serde_json::json!({
+        "ok": findings.iter().all(|f| f.ok),
+        "findings": findings,
+    })
+}
