@@ -857,3 +857,135 @@ async fn ecs_native_hooks_find_green_through_the_target_service_revision() {
         );
     }
 }
+
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:deployments";
+
+fn notify_suite(target: &str, webhook: &str, on: &str) -> String {
+    format!(
+        r#"
+secrets: {{ slack: {{ env: GREENLIGHT_TEST_WEBHOOK }} }}
+targets: {{ prod: {{ url: "{target}" }} }}
+defaults: {{ retries: 0 }}
+notify: {{ sns_topic: "{TOPIC}", webhook: "{{{{secrets.slack}}}}", on: {on} }}
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: health
+        http: {{ target: prod, path: /health }}
+      - name: version
+        http: {{ target: prod, path: /health, expect: {{ json: {{ /version: v9 }} }} }}
+"#
+    ) + &format!("# webhook {}\n", webhook.len())
+}
+
+#[tokio::test]
+async fn a_verdict_goes_to_sns_and_the_webhook_after_the_report() {
+    let rig = Rig::start(Store::default()).await;
+    let prod = Target::start(Behaviour::Healthy).await;
+    let slack = Target::start(Behaviour::Healthy).await;
+    // The webhook's URL carries its credential: it must never be logged.
+    let webhook = format!("{}/services/T000/B000/XyZwebhookToken", slack.url());
+    let config = notify_suite(&prod.url(), &webhook, "[passed, failed]");
+    let hook = rig.hook_with(
+        &config,
+        &[
+            ("GREENLIGHT_TEST_WEBHOOK", &webhook),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                "/aws/lambda/CodeDeployHook_greenlight_AfterAllowTraffic",
+            ),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/28/[$LATEST]abc123"),
+        ],
+    );
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Failed", "{result:#}");
+    assert_eq!(rig.codedeploy.calls().len(), 1, "one report");
+    // SNS got the verdict, what failed (expected and actual), the deployment.
+    let published = rig.aws.store.lock().unwrap().published.clone();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let (topic, subject, message) = &published[0];
+    assert_eq!(topic, TOPIC);
+    assert_eq!(subject, "greenlight: AfterAllowTraffic failed for d-AWS");
+    assert!(
+        message.contains("- version: json /version: expected \"v9\", got \"v2\""),
+        "{message}"
+    );
+    assert!(message.contains("deployment d-AWS"), "{message}");
+    // A link to the log stream, as the CloudWatch console encodes it.
+    assert!(
+        message.ends_with("\nLog: https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/$252Faws$252Flambda$252FCodeDeployHook_greenlight_AfterAllowTraffic/log-events/2026$252F11$252F28$252F$255B$2524LATEST$255Dabc123"),
+        "{message}"
+    );
+    assert!(
+        rig.signed_scopes()
+            .contains(&("sns".to_owned(), "us-east-1".to_owned()))
+    );
+    // The webhook got the same text as Slack's `text`.
+    let posted = slack.seen();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].path, "/services/T000/B000/XyZwebhookToken");
+    let body: Value = serde_json::from_slice(&posted[0].body).unwrap();
+    assert_eq!(body["text"].as_str().unwrap(), message);
+    let logs = hook.logs();
+    assert_eq!(
+        logs.matches("verdict notification sent").count(),
+        2,
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("XyZwebhookToken"),
+        "the webhook's URL leaked: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_that_fails_or_hangs_changes_nothing() {
+    let mut store = Store::default();
+    store.missing_topics.insert(TOPIC.to_owned());
+    let rig = Rig::start(store).await;
+    let prod = Target::start(Behaviour::Healthy).await;
+    let hang = greenlight_e2e::targets::Hang::start().await;
+    let webhook = format!("{}/hook/XyZwebhookToken", hang.url());
+    let config = notify_suite(&prod.url(), &webhook, "[failed]");
+    let hook = rig.hook_with(&config, &[("GREENLIGHT_TEST_WEBHOOK", &webhook)]);
+    let started = std::time::Instant::now();
+    let result = hook.invoke(EVENT).await.json();
+    assert_eq!(result["status"], "Failed", "the verdict stands: {result:#}");
+    assert_eq!(
+        rig.codedeploy.calls().len(),
+        1,
+        "reported once, before notifying"
+    );
+    // Bounded by the notification budget, not by the hanging webhook.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let logs = hook.logs();
+    assert_eq!(
+        logs.matches("verdict notification failed; the verdict stands")
+            .count(),
+        2,
+        "{logs}"
+    );
+    assert!(
+        logs.contains("sns:Publish") || logs.contains("does not exist"),
+        "{logs}"
+    );
+    assert!(!logs.contains("XyZwebhookToken"), "{logs}");
+    drop(hook);
+
+    // `on: [failed]` and a stage that passes: nothing is sent.
+    let healthy =
+        notify_suite(&prod.url(), &webhook, "[failed]").replace("/version: v9", "/status: ok");
+    let hook = rig.hook_with(&healthy, &[("GREENLIGHT_TEST_WEBHOOK", &webhook)]);
+    let accepted_before = hang.accepted();
+    let result = hook
+        .invoke(r#"{"DeploymentId":"d-AWS","LifecycleEventHookExecutionId":"aws-sources-2"}"#)
+        .await
+        .json();
+    assert_eq!(result["status"], "Succeeded", "{result:#}");
+    assert_eq!(hang.accepted(), accepted_before, "no webhook call");
+    assert!(!hook.logs().contains("verdict notification"));
+}

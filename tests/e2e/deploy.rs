@@ -79,6 +79,11 @@ fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
     assert!(invoke.contains("Action: lambda:InvokeFunction"));
     assert!(!invoke.contains("function:*"), "{invoke}");
     assert_eq!(invoke.matches("function:${FunctionNamePrefix}_").count(), 6);
+    // Notifications publish to the configured topic only.
+    assert!(
+        template
+            .contains("Action: sns:Publish\n                  Resource: !Ref NotificationTopicArn")
+    );
     // ECS-native discovery reads only the named service's revisions.
     assert!(template.contains("Action: ecs:DescribeServiceRevisions"));
     assert!(template.contains("service-revision/${EcsService}/*"));

@@ -102,6 +102,10 @@ pub struct Store {
     pub metric_requests: Vec<Value>,
     /// ECS service revisions: ARN → the target group ARNs of its resolved configuration.
     pub revisions: BTreeMap<String, Vec<String>>,
+    /// SNS `Publish` calls: (topic, subject, message).
+    pub published: Vec<(String, String, String)>,
+    /// Topics that do not exist (Publish answers NotFound).
+    pub missing_topics: BTreeSet<String>,
     /// Lambda `Invoke` calls: (function, qualifier, invocation type, payload).
     pub invocations: Vec<(String, Option<String>, String, Value)>,
     /// Refuse Invoke calls as access denied.
@@ -161,6 +165,7 @@ impl FakeAws {
             ("AWS_ENDPOINT_URL_CLOUDWATCH", self.url()),
             ("AWS_ENDPOINT_URL_ECS", self.url()),
             ("AWS_ENDPOINT_URL_LAMBDA", self.url()),
+            ("AWS_ENDPOINT_URL_SNS", self.url()),
         ]
     }
 
@@ -424,6 +429,45 @@ async fn json_api(
             )
                 .into_response()
         }
+        // SNS speaks the query protocol: a form, answered in XML.
+        "" if headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded")) =>
+        {
+            let form: BTreeMap<String, String> = body
+                .split(|b| *b == b'&')
+                .filter_map(|pair| {
+                    let text = std::str::from_utf8(pair).ok()?;
+                    let (name, value) = text.split_once('=')?;
+                    let decode = |s: &str| percent_decode(s.replace('+', " ").as_bytes());
+                    Some((decode(name), decode(value)))
+                })
+                .collect();
+            let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+            if field("Action") != "Publish" {
+                return json_error("InvalidAction", "only Publish is served here");
+            }
+            let topic = field("TopicArn");
+            store.requests.push(("sns".into(), topic.clone()));
+            if store.missing_topics.contains(&topic) {
+                return (
+                    StatusCode::NOT_FOUND,
+                    [("content-type", "text/xml")],
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>NotFound</Code><Message>Topic does not exist</Message></Error></ErrorResponse>",
+                )
+                    .into_response();
+            }
+            store
+                .published
+                .push((topic, field("Subject"), field("Message")));
+            (
+                StatusCode::OK,
+                [("content-type", "text/xml")],
+                "<PublishResponse><PublishResult><MessageId>m-1</MessageId></PublishResult></PublishResponse>",
+            )
+                .into_response()
+        }
         other => json_error("UnknownOperationException", other),
     }
 }
@@ -472,6 +516,28 @@ async fn lambda_invoke(
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     store.invocations.push((name, qualifier, kind, payload));
     StatusCode::ACCEPTED.into_response()
+}
+
+/// Percent-decode a form field.
+fn percent_decode(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            )
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn s3_error(status: StatusCode, code: &str) -> Response {

@@ -204,6 +204,11 @@ impl<S: StatusSink> Hook<S> {
                     delivery = delivery.as_str(),
                     "reported to CodeDeploy"
                 );
+                // After the report, so a notification can never hold it up; only by the
+                // invocation whose report CodeDeploy took (a duplicate chain stays quiet).
+                if delivery == crate::report::codedeploy::Delivery::Accepted {
+                    self.notify(&report, deadline_ms).await;
+                }
                 Ok(json!({
                     "status": report.verdict.codedeploy_status(),
                     "delivery": delivery.as_str(),
@@ -371,12 +376,34 @@ impl<S: StatusSink> Hook<S> {
                 report
             }
         };
+        // Inside the report reserve: the answer still goes back before the deadline.
+        self.notify(&report, deadline_ms).await;
         tracing::info!(
             stage = %self.stage,
             hook_status = report.verdict.status().ecs,
             "answered ECS"
         );
         crate::report::ecs::response(&report)
+    }
+
+    /// Send a final verdict where the config says, within the notification budget and never
+    /// past half the report reserve before the deadline.
+    async fn notify(&self, report: &StageReport, deadline_ms: u64) {
+        let Ok(suite) = &self.suite else {
+            return;
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or_default();
+        let reserve_ms = u64::try_from(self.defaults.report_reserve.0.as_millis() / 2).unwrap_or(0);
+        let budget = match deadline_ms.checked_sub(now) {
+            // A real deadline: what is left of it, less half the reserve.
+            Some(left) if deadline_ms > 0 && left < 16 * 60 * 1000 => crate::notify::NOTIFY_BUDGET
+                .min(Duration::from_millis(left.saturating_sub(reserve_ms))),
+            _ => crate::notify::NOTIFY_BUDGET,
+        };
+        suite.notify(report, budget).await;
     }
 
     /// The deployment's target groups, when a check of this stage needs green's.

@@ -18,6 +18,7 @@ pub mod doctor;
 pub mod error;
 pub mod event;
 pub mod lambda;
+pub mod notify;
 pub mod outcome;
 pub(crate) mod plan;
 pub(crate) mod redact;

@@ -124,6 +124,37 @@ impl Suite {
             .max()
     }
 
+    /// Send a finished stage's verdict where `notify:` says, within `budget`; each channel's
+    /// outcome, logged. Never changes the verdict.
+    pub async fn notify(&self, report: &StageReport, budget: Duration) {
+        let Some(spec) = &self.config.notify else {
+            return;
+        };
+        if !crate::notify::wanted(spec, report.verdict) {
+            return;
+        }
+        let webhook = spec
+            .webhook_secret()
+            .and_then(|name| self.secrets.get(name))
+            .map(String::as_str);
+        let message = crate::notify::compose(report, crate::notify::log_link().as_deref());
+        for (channel, outcome) in
+            crate::notify::send(spec, webhook, &self.aws, &message, budget).await
+        {
+            match outcome {
+                Ok(()) => {
+                    tracing::info!(stage = %report.stage, channel, "verdict notification sent")
+                }
+                Err(why) => tracing::warn!(
+                    stage = %report.stage,
+                    channel,
+                    error = %self.redactor.scrub(&why),
+                    "verdict notification failed; the verdict stands"
+                ),
+            }
+        }
+    }
+
     /// The AWS access the suite reads through.
     pub fn aws(&self) -> &Aws {
         &self.aws

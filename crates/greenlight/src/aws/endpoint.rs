@@ -25,6 +25,8 @@ pub enum Service {
     Ecs,
     /// Lambda (a watch's continuation).
     Lambda,
+    /// SNS (verdict notifications).
+    Sns,
 }
 
 impl Service {
@@ -37,6 +39,7 @@ impl Service {
             Service::CloudWatch => "monitoring",
             Service::Ecs => "ecs",
             Service::Lambda => "lambda",
+            Service::Sns => "sns",
         }
     }
 
@@ -50,6 +53,7 @@ impl Service {
             Service::CloudWatch => "CloudWatch",
             Service::Ecs => "ECS",
             Service::Lambda => "Lambda",
+            Service::Sns => "SNS",
         }
     }
 
@@ -62,6 +66,7 @@ impl Service {
             Service::CloudWatch => "AWS_ENDPOINT_URL_CLOUDWATCH",
             Service::Ecs => "AWS_ENDPOINT_URL_ECS",
             Service::Lambda => "AWS_ENDPOINT_URL_LAMBDA",
+            Service::Sns => "AWS_ENDPOINT_URL_SNS",
         }
     }
 }
@@ -398,12 +403,15 @@ mod tests {
             ("lambda", "us-east-1", false, false, "https://lambda.us-east-1.amazonaws.com"),
             ("lambda", "us-east-1", true, false, "https://lambda-fips.us-east-1.amazonaws.com"),
             ("lambda", "us-east-1", false, true, "https://lambda.us-east-1.api.aws"),
+            ("sns", "us-east-1", false, false, "https://sns.us-east-1.amazonaws.com"),
+            ("sns", "us-east-1", true, false, "https://sns-fips.us-east-1.amazonaws.com"),
         ];
         for (service, region, fips, dual_stack, wanted) in cases {
             let service = match service {
                 "ssm" => Service::Ssm,
                 "ecs" => Service::Ecs,
                 "lambda" => Service::Lambda,
+                "sns" => Service::Sns,
                 _ => Service::SecretsManager,
             };
             let url = json_service(service, &resolve(region, fips, dual_stack)).unwrap();

@@ -13,6 +13,7 @@ pub(crate) mod cloudwatch;
 pub(crate) mod ecs;
 pub(crate) mod endpoint;
 pub(crate) mod lambda;
+pub(crate) mod sns;
 
 pub use self::cloudwatch::{AlarmState, Series};
 
@@ -254,6 +255,14 @@ impl Aws {
             what,
         };
         call::send(sdk, self.client()?, &call).await
+    }
+
+    /// The same HTTPS client, for a notification's webhook (built once, on first use).
+    pub(crate) fn http_client(&self) -> Result<&reqwest::Client, String> {
+        self.client().map_err(|failure| match failure {
+            Failure::Transport(why) => why,
+            _ => "cannot build the HTTP client".to_owned(),
+        })
     }
 
     /// The HTTP client for AWS reads, built on first use, with the connect timeout of the

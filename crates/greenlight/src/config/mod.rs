@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod metric;
+pub mod notify;
 pub mod request;
 pub mod types;
 pub mod watch;
@@ -49,6 +50,8 @@ pub struct Config {
     /// The load balancer and the two target groups the deployment moves between; green's is
     /// found at each run (`{{green_target_group}}`, `{{blue_target_group}}`, `{{load_balancer}}`).
     pub deployment: Option<DeploymentSpec>,
+    /// Where each stage's final verdict is sent (an SNS topic, a Slack-compatible webhook).
+    pub notify: Option<notify::NotifySpec>,
 }
 
 /// Where a secret's value comes from: exactly one of the three.
@@ -329,6 +332,10 @@ impl Config {
         }
         if let Some(deployment) = &self.deployment {
             deployment.validate()?;
+        }
+        if let Some(notify) = &self.notify {
+            let secrets: Vec<&str> = self.secrets.keys().map(String::as_str).collect();
+            notify.validate(&secrets)?;
         }
         let scope = checks::Scope {
             targets: self.targets.keys().map(String::as_str).collect(),
