@@ -14,6 +14,10 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 # A real JUnit reader, for the tests of `greenlight check --format junit`.
 JUNITPARSER_VERSION := 5.0.3
 JUNITPARSER := $(VENV)/.junitparser-$(JUNITPARSER_VERSION)
+# An independent JSON Schema validator, for the tests of greenlight.schema.json. Its own venv:
+# it needs a newer click than the SAM CLI pins.
+CHECK_JSONSCHEMA_VERSION := 0.39.0
+CHECK_JSONSCHEMA := $(VENV)/jsonschema/bin/check-jsonschema
 HOOK ?= after-allow-test-traffic
 CONFIG ?= examples/local.yaml
 TARGET_MODE ?= healthy
@@ -29,7 +33,7 @@ export AWS_EC2_METADATA_DISABLED := true
 test: tools fmt-check lint lint-templates build
 	cargo nextest run --workspace --locked --no-fail-fast
 
-tools: $(CARGO_LAMBDA) $(JUNITPARSER)
+tools: $(CARGO_LAMBDA) $(JUNITPARSER) $(CHECK_JSONSCHEMA)
 
 $(CARGO_LAMBDA):
 	@command -v python3 >/dev/null || { echo "python3 is required (3.9 or newer) to install cargo-lambda"; exit 2; }
@@ -40,6 +44,10 @@ $(CARGO_LAMBDA):
 $(JUNITPARSER): $(CARGO_LAMBDA)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'junitparser==$(JUNITPARSER_VERSION)'
 	@touch $@
+
+$(CHECK_JSONSCHEMA): $(CARGO_LAMBDA)
+	python3 -m venv $(VENV)/jsonschema
+	$(VENV)/jsonschema/bin/pip install --quiet --disable-pip-version-check 'check-jsonschema==$(CHECK_JSONSCHEMA_VERSION)'
 
 # cfn-lint and the SAM CLI, for the templates.
 $(VENV)/bin/sam: $(CARGO_LAMBDA)

@@ -74,6 +74,9 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Print the JSON Schema of the config (what greenlight.schema.json holds), for editors and
+    /// config checks in CI.
+    Schema,
     /// Print a sample CodeDeploy hook event (for `cargo lambda invoke --data-ascii`).
     Event {
         /// Deployment id to put in the event.
@@ -310,6 +313,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&greenlight::config::json_schema())?
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Event { deployment_id } => {
             let event = serde_json::json!({

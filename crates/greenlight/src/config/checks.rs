@@ -44,7 +44,7 @@ const RESERVED_VARIABLES: [&str; 7] = [
 ];
 
 /// One stage: its list of checks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
     /// The checks, run concurrently.
@@ -52,7 +52,7 @@ pub struct StageConfig {
 }
 
 /// One check as written. Exactly one kind key (`http`, …) must be present.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
     /// Shown in logs and reports; unique within a stage.
@@ -158,7 +158,7 @@ request_spec! {
 }
 
 /// A `scenario` check: steps in order, then cleanup steps that always run.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioSpec {
     /// Target for steps that do not name their own.
@@ -237,7 +237,7 @@ fn default_probe_concurrency() -> usize {
 /// An `alarms` check: CloudWatch alarms (metric and composite) the team already keeps. One in
 /// `ALARM` fails the check with its name, reason and since when; a named alarm that does not
 /// exist is an error (a typo must not pass).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmsSpec {
     /// Alarms by name (at most 100), each of which must exist.
@@ -252,7 +252,7 @@ pub struct AlarmsSpec {
 }
 
 /// How an alarm in `INSUFFICIENT_DATA` counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InsufficientData {
     /// As OK.
@@ -266,7 +266,7 @@ pub enum InsufficientData {
 pub const MAX_ALARM_NAMES: usize = 100;
 
 /// Statistical judges a probe can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum JudgeKind {
     /// Mann-Whitney U, as Kayenta's judge uses.
     #[serde(rename = "mann-whitney")]

@@ -22,7 +22,7 @@ pub const MAX_DATAPOINTS: u64 = 1440;
 
 /// Which load balancer and target groups a deployment moves between (CloudWatch's
 /// `LoadBalancer` and `TargetGroup` dimension values).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// `app/NAME/ID`.
@@ -59,7 +59,7 @@ impl DeploymentSpec {
 }
 
 /// One CloudWatch metric: namespace, name, dimensions (values templated) and statistic.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricQuery {
     /// e.g. `AWS/ApplicationELB`.
@@ -75,7 +75,7 @@ pub struct MetricQuery {
 
 /// A `metric` check: one metric (or metric math over named queries) over a window, reduced to
 /// one value and held to bounds, and optionally against the same query for blue.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricSpec {
     /// The metric's namespace (with `metric_name` and `stat`).
@@ -123,7 +123,7 @@ fn default_period() -> Dur {
 }
 
 /// Blue's query: green's, with these dimensions replaced.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricBaseline {
     /// Dimension name → blue's value.
@@ -131,7 +131,7 @@ pub struct MetricBaseline {
 }
 
 /// How a window's datapoints become one value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Reduce {
     /// The total (count metrics).
@@ -148,7 +148,7 @@ pub enum Reduce {
 }
 
 /// What a window without datapoints means.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NoData {
     /// The check fails: nothing was measured.

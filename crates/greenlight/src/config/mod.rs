@@ -32,8 +32,9 @@ use self::types::positive;
 use crate::error::ConfigError;
 use crate::stage::Stage;
 
-/// The whole config: targets, defaults and the checks of each stage.
-#[derive(Debug, Clone, Deserialize)]
+/// A greenlight config: the targets (listeners), the checks of each lifecycle stage, defaults,
+/// secrets, the deployment's target groups and where verdicts are sent.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Named base URLs (`test`, `prod`, …).
@@ -55,7 +56,7 @@ pub struct Config {
 }
 
 /// Where a secret's value comes from: exactly one of the three.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSource {
     /// An environment variable of the function (or the shell running the CLI).
@@ -67,7 +68,7 @@ pub struct SecretSource {
 }
 
 /// A listener to send requests to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// Base URL, e.g. `https://alb.internal.example.com:8443`.
@@ -100,7 +101,7 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Defaults that apply to every check unless it says otherwise.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
     /// Per-request timeout.
@@ -134,7 +135,7 @@ impl Default for Defaults {
 }
 
 /// The checks of each stage, keyed by the CodeDeploy hook name.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stages {
     /// Checks for `AfterAllowTestTraffic`.
@@ -363,6 +364,22 @@ impl Config {
             .chain(self.secrets.keys().map(|name| format!("secrets.{name}")))
             .collect()
     }
+}
+
+/// The JSON Schema of a config, generated from the types that parse it (their doc comments are
+/// its descriptions): what `greenlight schema` prints and `greenlight.schema.json` holds. The
+/// parser also checks what a schema cannot say (names that must exist, numbers that must agree);
+/// the schema is for editors, and for tools that check a config before it is deployed.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("title".to_owned(), "greenlight config".into());
+        object.insert(
+            "$id".to_owned(),
+            "https://github.com/greenlight/greenlight/greenlight.schema.json".into(),
+        );
+    }
+    schema
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 
 /// Where verdicts go, and which.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifySpec {
     /// An SNS topic ARN in the function's region.
@@ -19,7 +19,7 @@ pub struct NotifySpec {
 }
 
 /// A verdict worth a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyOn {
     /// The stage passed.

@@ -23,7 +23,7 @@ macro_rules! request_spec {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, serde::Deserialize)]
+        #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             /// The name of a target under `targets:` (a step may leave it to its scenario).
@@ -98,7 +98,7 @@ pub trait HasRequest {
 }
 
 /// Expectations on a response. Every one that is set must hold.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// One status or a list; any 2xx when absent.

@@ -238,7 +238,7 @@ impl<'de> Deserialize<'de> for CaptureFrom {
 }
 
 /// `status: 200` or `status: [200, 204]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "a status code (200) or a list of them ([200, 204])"
@@ -261,7 +261,7 @@ impl StatusSpec {
 }
 
 /// A value or a list of values.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(untagged, expecting = "a string or a list of strings")]
 pub enum OneOrMany<T> {
     /// One.
@@ -276,6 +276,93 @@ impl<T> OneOrMany<T> {
         match self {
             OneOrMany::One(value) => std::slice::from_ref(value).iter(),
             OneOrMany::Many(values) => values.iter(),
+        }
+    }
+}
+
+/// The JSON Schema of the types above that parse from a string, with what the string must be.
+mod schema {
+    use std::borrow::Cow;
+
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+    use super::{CaptureFrom, Dur, Headers, HttpMethod, Pointer, TargetUrl};
+
+    impl JsonSchema for Dur {
+        fn schema_name() -> Cow<'static, str> {
+            "Duration".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "description": "A duration: a number and a unit (ms, s, m, h), e.g. 500ms, 5s, 2m, 1h 30m.",
+                "pattern": "^\\s*[0-9]+\\s*[a-zA-Zµ]+(\\s*[0-9]+\\s*[a-zA-Zµ]+)*\\s*$"
+            })
+        }
+    }
+
+    impl JsonSchema for TargetUrl {
+        fn schema_name() -> Cow<'static, str> {
+            "TargetUrl".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "description": "An http:// or https:// base URL, without credentials, query or fragment.",
+                "pattern": "^[hH][tT][tT][pP][sS]?://"
+            })
+        }
+    }
+
+    impl JsonSchema for HttpMethod {
+        fn schema_name() -> Cow<'static, str> {
+            "HttpMethod".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "description": "An HTTP method (any case): GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS.",
+                "pattern": "^\\s*[A-Za-z]+\\s*$"
+            })
+        }
+    }
+
+    impl JsonSchema for Headers {
+        fn schema_name() -> Cow<'static, str> {
+            "Headers".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "object",
+                "description": "Header name to value (values may use {{variables}}), in the order written.",
+                "additionalProperties": { "type": "string" }
+            })
+        }
+    }
+
+    impl JsonSchema for Pointer {
+        fn schema_name() -> Cow<'static, str> {
+            "JsonPointer".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "description": "A JSON pointer (RFC 6901), e.g. /data/0/id; empty for the whole body.",
+                "pattern": "^(/.*)?$"
+            })
+        }
+    }
+
+    impl JsonSchema for CaptureFrom {
+        fn schema_name() -> Cow<'static, str> {
+            "CaptureFrom".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "description": "Where a value is captured from: a JSON pointer (/id) or a response header (header:Location).",
+                "pattern": "^(/.*|header:.+)?$"
+            })
         }
     }
 }

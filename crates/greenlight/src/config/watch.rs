@@ -28,7 +28,7 @@ pub const WATCH_VARIABLES: [&str; 3] = ["repeat", "green_weight", "blue_weight"]
 
 /// `repeat:` run the check at `initial_delay`, then every `every`, while the time since the
 /// stage started is at most `for`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepeatSpec {
     /// Time between two runs' starts.
@@ -115,7 +115,7 @@ impl RepeatSpec {
 }
 
 /// `when:` conditions on the deployment's traffic for a check to run at all.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WhenSpec {
     /// Run only once green serves at least this percent of production traffic (a canary or
