@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::redact::Redactor;
 
@@ -248,6 +248,39 @@ pub struct MetricFigures {
     pub bound: String,
 }
 
+/// One run of a repeating check, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Its index: 0 for the first run (the `{{repeat}}` it saw).
+    pub index: u32,
+    /// When it started, RFC 3339.
+    pub at: String,
+    /// `passed`, `failed` or `error`.
+    pub outcome: String,
+    /// What it found (its figures, or what failed), cut to 120 characters.
+    pub message: String,
+}
+
+/// A repeating check's counts and its last runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatFigures {
+    /// Runs the watch plans.
+    pub planned: u32,
+    /// Runs made.
+    pub runs: u32,
+    /// Runs that failed.
+    pub failed: u32,
+    /// Runs that could not run.
+    pub errors: u32,
+    /// Failed runs allowed.
+    pub failure_limit: u32,
+    /// Whether the watch stopped before every run, because the stage had already failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_early: bool,
+    /// The last runs (at most `watch::RECENT_RUNS`), oldest first.
+    pub recent: Vec<RunRecord>,
+}
+
 /// What one run of a check produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ran {
@@ -296,7 +329,7 @@ pub struct CheckResult {
     pub metric: Option<MetricFigures>,
     /// A repeating check's counts and last runs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub repeat: Option<crate::watch::RepeatFigures>,
+    pub repeat: Option<RepeatFigures>,
 }
 
 impl CheckResult {

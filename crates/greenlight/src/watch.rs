@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::check::{PlannedCheck, RunContext};
 use crate::config::watch::RepeatSpec;
-use crate::outcome::{CheckResult, Mismatch, Outcome, Ran};
+use crate::outcome::{CheckResult, Mismatch, Outcome, Ran, RepeatFigures, RunRecord};
 use crate::plan::Plan;
 use crate::run::{Job, run_jobs};
 use crate::stage::Stage;
@@ -32,39 +32,6 @@ pub const RECENT_RUNS: usize = 10;
 
 /// Characters of a run's message the state keeps.
 const MESSAGE_CHARS: usize = 120;
-
-/// One run of a repeating check, as the report lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// Its index: 0 for the first run (the `{{repeat}}` it saw).
-    pub index: u32,
-    /// When it started, RFC 3339.
-    pub at: String,
-    /// `passed`, `failed` or `error`.
-    pub outcome: String,
-    /// What it found (its figures, or what failed), cut to 120 characters.
-    pub message: String,
-}
-
-/// A repeating check's counts and its last runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepeatFigures {
-    /// Runs the watch plans.
-    pub planned: u32,
-    /// Runs made.
-    pub runs: u32,
-    /// Runs that failed.
-    pub failed: u32,
-    /// Runs that could not run.
-    pub errors: u32,
-    /// Failed runs allowed.
-    pub failure_limit: u32,
-    /// Whether the watch stopped before every run, because the stage had already failed.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub stopped_early: bool,
-    /// The last runs (at most [`RECENT_RUNS`]), oldest first.
-    pub recent: Vec<RunRecord>,
-}
 
 /// What a resumed invocation needs to know of the watch so far.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
