@@ -79,6 +79,11 @@ fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
     assert!(invoke.contains("Action: lambda:InvokeFunction"));
     assert!(!invoke.contains("function:*"), "{invoke}");
     assert_eq!(invoke.matches("function:${FunctionNamePrefix}_").count(), 6);
+    // The doctor simulates the role's own policies, and nothing else's; it knows the group.
+    assert!(template.contains(
+        "Action: iam:SimulatePrincipalPolicy\n            Resource: !GetAtt HookRole.Arn"
+    ));
+    assert!(template.contains("GREENLIGHT_DEPLOYMENT_GROUP_ARN: !Sub"));
     // Notifications publish to the configured topic only.
     assert!(
         template

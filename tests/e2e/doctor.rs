@@ -6,6 +6,7 @@
 // Test helpers panic on purpose: a panic is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use greenlight_e2e::aws::{FakeAws, Store};
 use greenlight_e2e::codedeploy::FakeCodeDeploy;
 use greenlight_e2e::lambda::{Emulator, binary};
 use greenlight_e2e::targets::{Behaviour, Hang, Target, TlsTarget};
@@ -181,14 +182,23 @@ stages:
 "#,
         green.url()
     );
+    const GROUP: &str =
+        "arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:payments/payments-api";
+    let mut store = Store::default();
+    store.allowed.insert((
+        "codedeploy:PutLifecycleEventHookExecutionStatus".to_owned(),
+        GROUP.to_owned(),
+    ));
+    let aws = FakeAws::start(store).await;
     let endpoint = codedeploy.url();
-    let hook = emulator.function(
-        "after-allow-test-traffic",
-        &[
-            ("AWS_ENDPOINT_URL_CODEDEPLOY", endpoint.as_str()),
-            ("GREENLIGHT_CONFIG", config.as_str()),
-        ],
-    );
+    let aws_env = aws.env();
+    let mut env: Vec<(&str, &str)> = vec![
+        ("AWS_ENDPOINT_URL_CODEDEPLOY", endpoint.as_str()),
+        ("GREENLIGHT_CONFIG", config.as_str()),
+        ("GREENLIGHT_DEPLOYMENT_GROUP_ARN", GROUP),
+    ];
+    env.extend(aws_env.iter().map(|(k, v)| (*k, v.as_str())));
+    let hook = emulator.function("after-allow-test-traffic", &env);
     let answer = hook.invoke(r#"{"greenlight": "doctor"}"#).await.json();
     assert_eq!(answer["ok"], true, "{answer:#}\n{}", hook.logs());
     let findings = answer["findings"].as_array().unwrap();
@@ -199,6 +209,18 @@ stages:
             .unwrap()
             .contains("DeploymentDoesNotExistException"),
         "{probe:#}"
+    );
+    // IAM's simulation of the role's own policies proves the report would be allowed.
+    let permission = finding(
+        findings,
+        "permission codedeploy:PutLifecycleEventHookExecutionStatus",
+    );
+    assert!(
+        permission["detail"]
+            .as_str()
+            .unwrap()
+            .contains("arn:aws:iam::123456789012:role/greenlight-hooks may call it on"),
+        "{permission:#}"
     );
     // The probe is the only status call, and it changed nothing.
     let calls = codedeploy.calls();
@@ -213,16 +235,46 @@ stages:
     );
     assert!(green.seen().is_empty());
 
+    // A role that may not report for this group: the simulation says so, with the fix.
+    let other = "arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:payments/other";
+    let mut env2 = env.clone();
+    env2.retain(|(k, _)| *k != "GREENLIGHT_DEPLOYMENT_GROUP_ARN");
+    env2.push(("GREENLIGHT_DEPLOYMENT_GROUP_ARN", other));
+    let hook = emulator.function("after-allow-traffic", &env2);
+    let answer = hook.invoke(r#"{"greenlight": "doctor"}"#).await.json();
+    assert_eq!(answer["ok"], false, "{answer:#}");
+    let permission = finding(
+        answer["findings"].as_array().unwrap(),
+        "permission codedeploy:PutLifecycleEventHookExecutionStatus",
+    );
+    assert!(
+        permission["detail"]
+            .as_str()
+            .unwrap()
+            .contains("implicitDeny"),
+        "{permission:#}"
+    );
+    assert!(
+        permission["fix"]
+            .as_str()
+            .unwrap()
+            .contains("grant codedeploy:PutLifecycleEventHookExecutionStatus")
+    );
+    assert!(
+        aws.signatures().iter().all(Result::is_ok),
+        "every AWS call signed"
+    );
+
     // A CodeDeploy that does not answer: the missing NAT gateway or VPC endpoint is named.
     let hang = Hang::start().await;
     let url = hang.url();
-    let hook = emulator.function(
-        "before-allow-traffic",
-        &[
-            ("AWS_ENDPOINT_URL_CODEDEPLOY", url.as_str()),
-            ("GREENLIGHT_CONFIG", config.as_str()),
-        ],
-    );
+    let mut env3: Vec<(&str, &str)> = env
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL_CODEDEPLOY")
+        .collect();
+    env3.push(("AWS_ENDPOINT_URL_CODEDEPLOY", url.as_str()));
+    let hook = emulator.function("before-allow-traffic", &env3);
     let answer = hook.invoke(r#"{"greenlight": "doctor"}"#).await.json();
     assert_eq!(answer["ok"], false, "{answer:#}");
     let probe = finding(answer["findings"].as_array().unwrap(), "codedeploy");

@@ -102,6 +102,8 @@ pub struct Store {
     pub metric_requests: Vec<Value>,
     /// ECS service revisions: ARN → the target group ARNs of its resolved configuration.
     pub revisions: BTreeMap<String, Vec<String>>,
+    /// What the role may do: (action, resource) pairs IAM's simulation allows.
+    pub allowed: BTreeSet<(String, String)>,
     /// SNS `Publish` calls: (topic, subject, message).
     pub published: Vec<(String, String, String)>,
     /// Topics that do not exist (Publish answers NotFound).
@@ -166,6 +168,8 @@ impl FakeAws {
             ("AWS_ENDPOINT_URL_ECS", self.url()),
             ("AWS_ENDPOINT_URL_LAMBDA", self.url()),
             ("AWS_ENDPOINT_URL_SNS", self.url()),
+            ("AWS_ENDPOINT_URL_STS", self.url()),
+            ("AWS_ENDPOINT_URL_IAM", self.url()),
         ]
     }
 
@@ -445,8 +449,49 @@ async fn json_api(
                 })
                 .collect();
             let field = |name: &str| form.get(name).cloned().unwrap_or_default();
-            if field("Action") != "Publish" {
-                return json_error("InvalidAction", "only Publish is served here");
+            match field("Action").as_str() {
+                "GetCallerIdentity" => {
+                    store
+                        .requests
+                        .push(("sts".into(), "GetCallerIdentity".into()));
+                    return (
+                        StatusCode::OK,
+                        [("content-type", "text/xml")],
+                        "<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/greenlight-hooks/hook</Arn><UserId>AROA:hook</UserId><Account>123456789012</Account></GetCallerIdentityResult></GetCallerIdentityResponse>",
+                    )
+                        .into_response();
+                }
+                "SimulatePrincipalPolicy" => {
+                    let resource = field("ResourceArns.member.1");
+                    store.requests.push((
+                        "iam".into(),
+                        format!("{} {resource}", field("PolicySourceArn")),
+                    ));
+                    let members: String = (1..)
+                        .map_while(|i| form.get(&format!("ActionNames.member.{i}")))
+                        .map(|action| {
+                            let decision = if store.allowed.contains(&(action.clone(), resource.clone())) {
+                                "allowed"
+                            } else {
+                                "implicitDeny"
+                            };
+                            format!("<member><EvalActionName>{action}</EvalActionName><EvalResourceName>{resource}</EvalResourceName><EvalDecision>{decision}</EvalDecision></member>")
+                        })
+                        .collect();
+                    return (
+                        StatusCode::OK,
+                        [("content-type", "text/xml")],
+                        format!("<SimulatePrincipalPolicyResponse><SimulatePrincipalPolicyResult><EvaluationResults>{members}</EvaluationResults><IsTruncated>false</IsTruncated></SimulatePrincipalPolicyResult></SimulatePrincipalPolicyResponse>"),
+                    )
+                        .into_response();
+                }
+                "Publish" => {}
+                _ => {
+                    return json_error(
+                        "InvalidAction",
+                        "only Publish, GetCallerIdentity and SimulatePrincipalPolicy are served here",
+                    );
+                }
             }
             let topic = field("TopicArn");
             store.requests.push(("sns".into(), topic.clone()));

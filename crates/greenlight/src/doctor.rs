@@ -275,8 +275,7 @@ pub fn codedeploy_finding(
             subject,
             format!(
                 "the API is reachable and took the signed call: it answered {code} for the \
-                 probe deployment {PROBE_DEPLOYMENT} (nothing changed). Whether the role may \
-                 report for your deployment group shows only on a real deployment's id"
+                 probe deployment {PROBE_DEPLOYMENT} (nothing changed)"
             ),
         ),
         Some(Err(err)) => Finding::problem(
@@ -286,6 +285,10 @@ pub fn codedeploy_finding(
              function's subnets, and check AWS_ENDPOINT_URL_CODEDEPLOY",
         ),
     }
+}
+
+fn fallback_aws() -> Aws {
+    Aws::new()
 }
 
 /// The limit on the CodeDeploy probe.
@@ -358,8 +361,100 @@ pub async fn in_lambda<S: crate::report::codedeploy::StatusSink>(
         )],
     };
     findings.push(probe_codedeploy(sink).await);
+    let (config, aws) = match suite {
+        Ok(suite) => (Some(&suite.config), suite.aws()),
+        Err(_) => (None, &fallback_aws()),
+    };
+    findings.extend(permissions(config, aws).await);
     serde_json::json!({
         "ok": findings.iter().all(|f| f.ok),
         "findings": findings,
     })
+}
+
+/// The deployment group the role reports for, as the template sets it.
+pub const DEPLOYMENT_GROUP_ENV: &str = "GREENLIGHT_DEPLOYMENT_GROUP_ARN";
+
+/// What the role may do, by IAM's own evaluation of its policies (nothing is done): report to
+/// CodeDeploy for its deployment group, and what the config's checks and notifications need.
+pub async fn permissions(config: Option<&Config>, aws: &Aws) -> Vec<Finding> {
+    let role = match aws.caller_role().await {
+        Ok(role) => role,
+        Err(err) => return vec![Finding::problem("permissions", err.problem, err.fix)],
+    };
+    let parts: Vec<&str> = role.split(':').collect();
+    let (partition, account) = (
+        parts.get(1).copied().unwrap_or("aws"),
+        parts.get(4).copied().unwrap_or_default(),
+    );
+    let region = std::env::var("AWS_REGION").unwrap_or_default();
+    let mut findings = Vec::new();
+    let mut wanted: Vec<(&str, String)> = Vec::new();
+    match std::env::var(DEPLOYMENT_GROUP_ENV) {
+        Ok(group) if !group.trim().is_empty() => {
+            wanted.push(("codedeploy:PutLifecycleEventHookExecutionStatus", group));
+        }
+        _ => findings.push(Finding::problem(
+            "permission codedeploy:PutLifecycleEventHookExecutionStatus",
+            format!(
+                "{DEPLOYMENT_GROUP_ENV} is not set, so the deployment group to check is unknown"
+            ),
+            format!(
+                "set {DEPLOYMENT_GROUP_ENV} to the deployment group's ARN (template.yaml does)"
+            ),
+        )),
+    }
+    if let Some(config) = config {
+        let checks = || {
+            crate::stage::Stage::ALL
+                .into_iter()
+                .filter_map(|stage| config.stages.get(stage))
+                .flat_map(|stage| stage.checks.iter())
+        };
+        if checks().any(|c| c.alarms.is_some()) {
+            wanted.push((
+                "cloudwatch:DescribeAlarms",
+                format!("arn:{partition}:cloudwatch:{region}:{account}:alarm:greenlight-doctor"),
+            ));
+        }
+        if checks().any(|c| c.metric.is_some()) {
+            wanted.push(("cloudwatch:GetMetricData", "*".to_owned()));
+        }
+        if checks().any(|c| c.repeat.is_some())
+            && let Ok(function) = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        {
+            wanted.push((
+                "lambda:InvokeFunction",
+                format!("arn:{partition}:lambda:{region}:{account}:function:{function}"),
+            ));
+        }
+        if let Some(topic) = config.notify.as_ref().and_then(|n| n.sns_topic.clone()) {
+            wanted.push(("sns:Publish", topic));
+        }
+    }
+    for (action, resource) in wanted {
+        let subject = format!("permission {action}");
+        match aws.simulate(&role, &[action], &resource).await {
+            Ok(decisions) => match decisions.first().map(|(_, d)| d.as_str()) {
+                Some("allowed") => findings.push(Finding::ok(
+                    subject,
+                    format!("{role} may call it on {resource} (IAM policy simulation)"),
+                )),
+                other => findings.push(Finding::problem(
+                    subject,
+                    format!(
+                        "IAM's simulation of {role} on {resource}: {}",
+                        other.unwrap_or("no decision")
+                    ),
+                    format!("grant {action} on {resource} to the function's role (template.yaml has the statement; check its parameters)"),
+                )),
+            },
+            Err(err) => {
+                findings.push(Finding::problem(subject, err.problem, err.fix));
+                // Without the simulation, the other actions cannot be checked either.
+                break;
+            }
+        }
+    }
+    findings
 }

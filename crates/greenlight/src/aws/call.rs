@@ -168,6 +168,13 @@ async fn signed(sdk: &SdkConfig, call: &Call<'_>) -> Result<reqwest::Request, Fa
         .region()
         .map(|r| r.as_ref().to_owned())
         .unwrap_or_default();
+    // IAM is global and signs in its partition's first region.
+    let region = match call.service {
+        Service::Iam if region.starts_with("cn-") => "cn-north-1".to_owned(),
+        Service::Iam if region.starts_with("us-gov-") => "us-gov-west-1".to_owned(),
+        Service::Iam => "us-east-1".to_owned(),
+        _ => region,
+    };
     let mut settings = SigningSettings::default();
     if call.service == Service::S3 {
         // S3 signs the path exactly as sent and wants the payload hash as a header.

@@ -27,6 +27,10 @@ pub enum Service {
     Lambda,
     /// SNS (verdict notifications).
     Sns,
+    /// STS (the doctor: who am I).
+    Sts,
+    /// IAM (the doctor: what may I do; a global service).
+    Iam,
 }
 
 impl Service {
@@ -40,6 +44,8 @@ impl Service {
             Service::Ecs => "ecs",
             Service::Lambda => "lambda",
             Service::Sns => "sns",
+            Service::Sts => "sts",
+            Service::Iam => "iam",
         }
     }
 
@@ -54,6 +60,8 @@ impl Service {
             Service::Ecs => "ECS",
             Service::Lambda => "Lambda",
             Service::Sns => "SNS",
+            Service::Sts => "STS",
+            Service::Iam => "IAM",
         }
     }
 
@@ -67,6 +75,8 @@ impl Service {
             Service::Ecs => "AWS_ENDPOINT_URL_ECS",
             Service::Lambda => "AWS_ENDPOINT_URL_LAMBDA",
             Service::Sns => "AWS_ENDPOINT_URL_SNS",
+            Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::Iam => "AWS_ENDPOINT_URL_IAM",
         }
     }
 }
@@ -151,6 +161,15 @@ pub fn json_service(service: Service, resolve: &Resolve<'_>) -> Result<Url, Endp
     let region = checked_region(service, resolve.region)?;
     let p = partition(region);
     let name = service.signing_name();
+    // IAM is global: one endpoint per partition.
+    if service == Service::Iam {
+        let url = match p.kind {
+            PartitionKind::China => "https://iam.cn-north-1.amazonaws.com.cn".to_owned(),
+            PartitionKind::GovCloud => "https://iam.us-gov.amazonaws.com".to_owned(),
+            _ => format!("https://iam.{}", p.dns),
+        };
+        return parse_resolved(service, &url);
+    }
     let url = match (service, resolve.fips, resolve.dual_stack) {
         // SSM in GovCloud is FIPS at its regular name.
         (Service::Ssm, true, false) if p.kind == PartitionKind::GovCloud => {
@@ -405,6 +424,9 @@ mod tests {
             ("lambda", "us-east-1", false, true, "https://lambda.us-east-1.api.aws"),
             ("sns", "us-east-1", false, false, "https://sns.us-east-1.amazonaws.com"),
             ("sns", "us-east-1", true, false, "https://sns-fips.us-east-1.amazonaws.com"),
+            ("sts", "eu-west-1", false, false, "https://sts.eu-west-1.amazonaws.com"),
+            ("iam", "eu-west-1", false, false, "https://iam.amazonaws.com"),
+            ("iam", "cn-north-1", false, false, "https://iam.cn-north-1.amazonaws.com.cn"),
         ];
         for (service, region, fips, dual_stack, wanted) in cases {
             let service = match service {
@@ -412,6 +434,8 @@ mod tests {
                 "ecs" => Service::Ecs,
                 "lambda" => Service::Lambda,
                 "sns" => Service::Sns,
+                "sts" => Service::Sts,
+                "iam" => Service::Iam,
                 _ => Service::SecretsManager,
             };
             let url = json_service(service, &resolve(region, fips, dual_stack)).unwrap();

@@ -12,6 +12,7 @@ pub(crate) mod call;
 pub(crate) mod cloudwatch;
 pub(crate) mod ecs;
 pub(crate) mod endpoint;
+pub(crate) mod iam;
 pub(crate) mod lambda;
 pub(crate) mod sns;
 
