@@ -67,6 +67,24 @@ fn gate(
     Gate::Pass
 }
 
+/// Check a request at the door: `Some` answer when it is refused; never returns while the
+/// fake is told to hang.
+async fn admit(
+    store: &Arc<Mutex<Store>>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    s3: bool,
+) -> Option<Response> {
+    let gated = gate(&mut store.lock().unwrap(), method, uri, headers, body, s3);
+    match gated {
+        Gate::Pass => None,
+        Gate::Refuse(response) => Some(response),
+        Gate::Hang => std::future::pending().await,
+    }
+}
+
 /// What the fake holds.
 #[derive(Default)]
 pub struct Store {
@@ -205,18 +223,8 @@ async fn json_api(
         .unwrap_or_default()
         .to_owned();
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let gated = gate(
-        &mut store.lock().unwrap(),
-        &method,
-        &uri,
-        &headers,
-        &body,
-        false,
-    );
-    match gated {
-        Gate::Pass => {}
-        Gate::Refuse(response) => return response,
-        Gate::Hang => std::future::pending::<()>().await,
+    if let Some(refused) = admit(&store, &method, &uri, &headers, &body, false).await {
+        return refused;
     }
     // Datapoints from real traffic are read before the store is locked (the read awaits).
     let live_targets = store.lock().unwrap().live.clone();
@@ -526,18 +534,8 @@ async fn lambda_invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let gated = gate(
-        &mut store.lock().unwrap(),
-        &method,
-        &uri,
-        &headers,
-        &body,
-        false,
-    );
-    match gated {
-        Gate::Pass => {}
-        Gate::Refuse(response) => return response,
-        Gate::Hang => std::future::pending::<()>().await,
+    if let Some(refused) = admit(&store, &method, &uri, &headers, &body, false).await {
+        return refused;
     }
     let mut store = store.lock().unwrap();
     store.requests.push(("lambda".into(), name.clone()));
@@ -602,18 +600,8 @@ async fn s3_get(
     headers: HeaderMap,
 ) -> Response {
     let path = format!("{bucket}/{key}");
-    let gated = gate(
-        &mut store.lock().unwrap(),
-        &method,
-        &uri,
-        &headers,
-        &[],
-        true,
-    );
-    match gated {
-        Gate::Pass => {}
-        Gate::Refuse(response) => return response,
-        Gate::Hang => std::future::pending::<()>().await,
+    if let Some(refused) = admit(&store, &method, &uri, &headers, &[], true).await {
+        return refused;
     }
     let mut store = store.lock().unwrap();
     store.requests.push(("s3".into(), path.clone()));

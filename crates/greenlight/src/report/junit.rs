@@ -121,69 +121,15 @@ fn testcase(out: &mut String, classname: &str, check: &CheckResult) {
             );
         }
     }
-    let figures = figures(check);
+    let figures = crate::report::text::figures(check);
     if !figures.is_empty() {
-        let _ = writeln!(out, "      <system-out>{}</system-out>", escape(&figures));
+        let _ = writeln!(
+            out,
+            "      <system-out>{}</system-out>",
+            escape(&figures.join("\n"))
+        );
     }
     out.push_str("    </testcase>\n");
-}
-
-/// Probe, metric and repeat figures, as the text report prints them.
-fn figures(check: &CheckResult) -> String {
-    let mut out = String::new();
-    if let Some(stats) = &check.stats {
-        let t = &stats.target;
-        let _ = writeln!(
-            out,
-            "target: {} requests, {} errors, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            t.requests, t.errors, t.p50_ms, t.p95_ms, t.p99_ms, t.max_ms
-        );
-        if let Some(b) = &stats.baseline {
-            let _ = writeln!(
-                out,
-                "baseline: {} requests, {} errors, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-                b.requests, b.errors, b.p50_ms, b.p95_ms, b.p99_ms, b.max_ms
-            );
-        }
-    }
-    if let Some(metric) = &check.metric {
-        let side = |label: &str, side: &crate::outcome::MetricSide| {
-            let points: Vec<String> = side
-                .datapoints
-                .iter()
-                .map(|(at, value)| format!("{at} {value}"))
-                .collect();
-            format!(
-                "{label}: {} ({})",
-                side.value
-                    .map_or_else(|| "no data".to_owned(), |v| v.to_string()),
-                points.join(", ")
-            )
-        };
-        let _ = writeln!(out, "{}", side("green", &metric.green));
-        if let Some(blue) = &metric.blue {
-            let _ = writeln!(out, "{}", side("blue", blue));
-        }
-        let _ = writeln!(out, "bound: {}", metric.bound);
-    }
-    if let Some(repeat) = &check.repeat {
-        let _ = writeln!(
-            out,
-            "repeat: {} of {} runs, {} failed (limit {}), {} errors",
-            repeat.runs, repeat.planned, repeat.failed, repeat.failure_limit, repeat.errors
-        );
-        for run in &repeat.recent {
-            let _ = writeln!(
-                out,
-                "run {} at {} {}: {}",
-                run.index + 1,
-                run.at,
-                run.outcome,
-                run.message
-            );
-        }
-    }
-    out
 }
 
 /// JUnit's time attribute: seconds with millisecond precision.
