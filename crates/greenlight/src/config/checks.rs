@@ -252,7 +252,9 @@ pub struct AlarmsSpec {
 }
 
 /// How an alarm in `INSUFFICIENT_DATA` counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InsufficientData {
     /// As OK.

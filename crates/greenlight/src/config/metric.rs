@@ -131,7 +131,9 @@ pub struct MetricBaseline {
 }
 
 /// How a window's datapoints become one value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Reduce {
     /// The total (count metrics).
@@ -148,7 +150,9 @@ pub enum Reduce {
 }
 
 /// What a window without datapoints means.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NoData {
     /// The check fails: nothing was measured.

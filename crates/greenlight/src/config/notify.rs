@@ -19,7 +19,9 @@ pub struct NotifySpec {
 }
 
 /// A verdict worth a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyOn {
     /// The stage passed.

@@ -14,6 +14,13 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
+/// Written back as it is read (`5s`), for the schema's defaults.
+impl serde::Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", humantime::format_duration(self.0))
@@ -111,6 +118,13 @@ pub struct HttpMethod(pub http::Method);
 impl Default for HttpMethod {
     fn default() -> Self {
         HttpMethod(http::Method::GET)
+    }
+}
+
+/// Written back as it is read (`GET`), for the schema's defaults.
+impl serde::Serialize for HttpMethod {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
     }
 }
 
