@@ -21,26 +21,19 @@ fn config_file(text: &str) -> tempfile::NamedTempFile {
 /// Run `greenlight doctor --format json`; its exit code and findings by subject.
 async fn doctor(config: &str, env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
     let file = config_file(config);
-    let out = tokio::process::Command::new(binary("greenlight"))
-        .args(["doctor", "--format", "json", "-c"])
-        .arg(file.path())
-        .env_remove("GREENLIGHT_CONFIG")
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
+    let run = |format: &'static str| {
+        tokio::process::Command::new(binary("greenlight"))
+            .args(["doctor", "--format", format, "-c"])
+            .arg(file.path())
+            .env_remove("GREENLIGHT_CONFIG")
+            .envs(env.iter().copied())
+            .output()
+    };
+    let (json, text) = (run("json").await.unwrap(), run("text").await.unwrap());
     let answer: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"));
-    let text = tokio::process::Command::new(binary("greenlight"))
-        .args(["doctor", "-c"])
-        .arg(file.path())
-        .env_remove("GREENLIGHT_CONFIG")
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {json:?}"));
     (
-        out.status.code().unwrap(),
+        json.status.code().unwrap(),
         answer["findings"].as_array().unwrap().clone(),
         String::from_utf8_lossy(&text.stdout).into_owned(),
     )
@@ -282,4 +275,32 @@ stages:
         probe["fix"].as_str().unwrap().contains("VPC endpoint"),
         "{probe:#}"
     );
+}
+
+#[tokio::test]
+async fn findings_quote_no_secret() {
+    // A secret that the findings would otherwise quote: here, the target's own address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let config = format!(
+        r#"
+secrets: {{ internal_address: {{ env: DOCTOR_INTERNAL_ADDRESS }} }}
+targets: {{ internal: {{ url: "http://{address}" }} }}
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - {{ name: health, http: {{ target: internal, path: /health }} }}
+"#
+    );
+    let (code, findings, text) = doctor(&config, &[("DOCTOR_INTERNAL_ADDRESS", &address)]).await;
+    assert_eq!(code, 1);
+    let internal = finding(&findings, "target internal");
+    assert!(
+        internal["detail"].as_str().unwrap().contains("[REDACTED]"),
+        "{internal:#}"
+    );
+    for output in [serde_json::to_string(&findings).unwrap(), text] {
+        assert!(!output.contains(&address), "{output}");
+    }
 }

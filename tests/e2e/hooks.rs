@@ -705,13 +705,16 @@ async fn a_128_mb_hook_reads_64_large_json_bodies_and_still_reports() {
 
 /// Secrets with quotes, backslashes, spaces, URL delimiters and non-ASCII, echoed back in a
 /// body, a header and an error URL, through the real hook binary: no form of them reaches the
-/// logs (at every level), the invocation's answer, or ECS's hookDetails.
+/// logs (at every level), the invocation's answer, or ECS's hookDetails, a watch's state in it
+/// included.
 #[tokio::test]
 async fn hostile_secrets_leave_the_hooks_in_no_form() {
     let rig = Rig::start().await;
     // The encoded key starts 11 characters after the filler, so it straddles the 200-character
     // cut of the body snippet.
     let echo = Target::start(Behaviour::Echo { pad: 186 }).await;
+    // For the watch: the key lands across the 120-character cut of a run's message in the state.
+    let echo_cut = Target::start(Behaviour::Echo { pad: 60 }).await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
@@ -723,9 +726,19 @@ async fn hostile_secrets_leave_the_hooks_in_no_form() {
 secrets:
   key: {{ env: GREENLIGHT_TEST_KEY }}
   password: {{ env: GREENLIGHT_TEST_PASSWORD }}
-targets: {{ echo: {{ url: "{}" }}, closed: {{ url: "http://{closed}" }} }}
-defaults: {{ retries: 0 }}
+targets: {{ echo: {{ url: "{}" }}, echo_cut: {{ url: "{}" }}, closed: {{ url: "http://{closed}" }} }}
+defaults: {{ retries: 0, budget: 1s }}
 stages:
+  AfterAllowTraffic:
+    checks:
+      - name: echoed over a bake
+        repeat: {{ every: 1s, for: 3s, failure_limit: 3 }}
+        http:
+          target: echo_cut
+          timeout: 500ms
+          path: "/v1/echo?k={{{{secrets.key}}}}"
+          headers: {{ Authorization: "Bearer {{{{secrets.key}}}}" }}
+          json: {{ password: "{{{{secrets.password}}}}" }}
   AfterAllowTestTraffic:
     checks:
       - name: echoed
@@ -745,13 +758,18 @@ stages:
           path: "/v1/echo?k={{{{secrets.key}}}}"
           json: {{ password: "{{{{secrets.password}}}}" }}
 "#,
-        echo.url()
+        echo.url(),
+        echo_cut.url()
     );
     for (binary, event) in [
         ("after-allow-test-traffic", "after-allow-test-traffic.json"),
         (
             "before-allow-traffic",
             "ecs-pre-production-traffic-shift.json",
+        ),
+        (
+            "after-allow-traffic",
+            "ecs-post-production-traffic-shift.json",
         ),
     ] {
         let hook = rig.emulator.function(
@@ -767,8 +785,27 @@ stages:
         let invocation = hook.invoke_file(event).await;
         assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
         let answer = invocation.json();
-        let failed = answer["status"] == "Failed" || answer["hookStatus"] == "FAILED";
-        assert!(failed, "{answer:#}");
+        if binary == "after-allow-traffic" {
+            // The watch goes on: its state, with the failed run's message, leaves in hookDetails.
+            assert_eq!(
+                answer["hookStatus"],
+                "IN_PROGRESS",
+                "{answer:#}\n{}",
+                hook.logs()
+            );
+            let recent =
+                &answer["hookDetails"]["greenlightWatch"]["repeats"][0]["figures"]["recent"];
+            assert_eq!(recent[0]["outcome"], "failed", "{answer:#}");
+            // Cut where the key would be: scrubbed first, so not even part of it is left.
+            let message = recent[0]["message"].as_str().unwrap();
+            assert!(
+                message.ends_with('…') && message.contains("?k=[RE"),
+                "{message}"
+            );
+        } else {
+            let failed = answer["status"] == "Failed" || answer["hookStatus"] == "FAILED";
+            assert!(failed, "{answer:#}");
+        }
         if binary == "after-allow-test-traffic" {
             // The echoed Authorization header is shown, masked.
             assert!(

@@ -447,15 +447,8 @@ async fn json_api(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded")) =>
         {
-            let form: BTreeMap<String, String> = body
-                .split(|b| *b == b'&')
-                .filter_map(|pair| {
-                    let text = std::str::from_utf8(pair).ok()?;
-                    let (name, value) = text.split_once('=')?;
-                    let decode = |s: &str| percent_decode(s.replace('+', " ").as_bytes());
-                    Some((decode(name), decode(value)))
-                })
-                .collect();
+            let form: BTreeMap<String, String> =
+                url::form_urlencoded::parse(&body).into_owned().collect();
             let field = |name: &str| form.get(name).cloned().unwrap_or_default();
             match field("Action").as_str() {
                 "GetCallerIdentity" => {
@@ -559,28 +552,6 @@ async fn lambda_invoke(
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     store.invocations.push((name, qualifier, kind, payload));
     StatusCode::ACCEPTED.into_response()
-}
-
-/// Percent-decode a form field.
-fn percent_decode(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                16,
-            )
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn s3_error(status: StatusCode, code: &str) -> Response {

@@ -243,13 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let long: Vec<String> = Stage::ALL
                 .into_iter()
                 .filter_map(|stage| {
-                    let longest = config
-                        .stages
-                        .get(stage)?
-                        .checks
-                        .iter()
-                        .filter_map(|c| c.repeat.as_ref().map(|r| r.for_.0))
-                        .max()?;
+                    let longest = config.longest_watch(stage)?;
                     (longest > greenlight::config::watch::CODEDEPLOY_MAX_WATCH)
                         .then(|| format!("{stage} ({})", humantime::format_duration(longest)))
                 })

@@ -6,6 +6,13 @@ use std::time::{Duration, SystemTime};
 /// The longest a Lambda invocation can last; a deadline further out than this is not real.
 const LAMBDA_MAX: Duration = Duration::from_secs(900);
 
+/// Milliseconds since 1970 (0 before it), as Lambda deadlines and the watch state count.
+pub(crate) fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
 /// Time for the checks of one stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {

@@ -64,6 +64,17 @@ impl Finding {
         }
     }
 
+    /// The same finding with every text scrubbed: findings leave the process (a terminal, the
+    /// function's answer), and a fix may quote what was found.
+    pub(crate) fn scrubbed(self, redactor: &crate::redact::Redactor) -> Self {
+        Finding {
+            subject: redactor.scrub(&self.subject),
+            ok: self.ok,
+            detail: redactor.scrub(&self.detail),
+            fix: self.fix.map(|fix| redactor.scrub(&fix)),
+        }
+    }
+
     /// One line for a person: `ok   target test: …` or `FIX  secret api_key: … → fix`.
     pub fn line(&self) -> String {
         match &self.fix {
@@ -105,23 +116,38 @@ pub async fn check_config(config: &Config, source: &str, aws: &Aws) -> Vec<Findi
             "fix the check named above",
         )),
     }
+    let mut values = Vec::new();
     for name in config.secrets.keys() {
-        findings.push(secret(config, name, aws).await);
+        let (finding, value) = secret(config, name, aws).await;
+        findings.push(finding);
+        values.extend(value);
     }
     // All targets at once: each is bounded by its own timeout, so the whole check takes the
     // slowest target's time, not their sum (the function's own deadline is not far).
     findings.extend(futures::future::join_all(targets.iter().map(target_finding)).await);
+    // Whatever a finding quotes, the secrets just read are not in it.
+    let redactor = crate::redact::Redactor::new(values);
     findings
+        .into_iter()
+        .map(|finding| finding.scrubbed(&redactor))
+        .collect()
 }
 
-/// Whether one secret can be read from its source (its value is never shown).
-async fn secret(config: &Config, name: &str, aws: &Aws) -> Finding {
+/// Whether one secret can be read from its source, and its value (which is never shown: the
+/// findings are scrubbed of it).
+async fn secret(config: &Config, name: &str, aws: &Aws) -> (Finding, Option<String>) {
     let subject = format!("secret {name}");
     let mut one = config.clone();
     one.secrets.retain(|key, _| key == name);
     match crate::source::secrets(&one, aws).await {
-        Ok(_) => Finding::ok(subject, "readable and not empty"),
-        Err(err) => Finding::problem(subject, err.to_string(), "fix the source named above"),
+        Ok(mut values) => (
+            Finding::ok(subject, "readable and not empty"),
+            values.remove(name),
+        ),
+        Err(err) => (
+            Finding::problem(subject, err.to_string(), "fix the source named above"),
+            None,
+        ),
     }
 }
 
@@ -287,10 +313,6 @@ pub fn codedeploy_finding(
     }
 }
 
-fn fallback_aws() -> Aws {
-    Aws::new()
-}
-
 /// The limit on the CodeDeploy probe.
 pub fn probe_limit() -> Duration {
     PROBE_LIMIT
@@ -361,11 +383,16 @@ pub async fn in_lambda<S: crate::report::codedeploy::StatusSink>(
         )],
     };
     findings.push(probe_codedeploy(sink).await);
-    let (config, aws) = match suite {
-        Ok(suite) => (Some(&suite.config), suite.aws()),
-        Err(_) => (None, &fallback_aws()),
-    };
-    findings.extend(permissions(config, aws).await);
+    match suite {
+        Ok(suite) => {
+            findings.extend(permissions(Some(&suite.config), suite.aws()).await);
+            findings = findings
+                .into_iter()
+                .map(|finding| finding.scrubbed(suite.redactor()))
+                .collect();
+        }
+        Err(_) => findings.extend(permissions(None, &Aws::new()).await),
+    }
     serde_json::json!({
         "ok": findings.iter().all(|f| f.ok),
         "findings": findings,

@@ -392,17 +392,15 @@ impl<S: StatusSink> Hook<S> {
         let Ok(suite) = &self.suite else {
             return;
         };
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or_default();
-        let reserve_ms = u64::try_from(self.defaults.report_reserve.0.as_millis() / 2).unwrap_or(0);
-        let budget = match deadline_ms.checked_sub(now) {
-            // A real deadline: what is left of it, less half the reserve.
-            Some(left) if deadline_ms > 0 && left < 16 * 60 * 1000 => crate::notify::NOTIFY_BUDGET
-                .min(Duration::from_millis(left.saturating_sub(reserve_ms))),
-            _ => crate::notify::NOTIFY_BUDGET,
-        };
+        // The same reading of the deadline as the checks' budget: what is left of it, less half
+        // the reserve; the notification budget when the deadline is unknown.
+        let left = Budget::from_deadline(
+            deadline_ms,
+            SystemTime::now(),
+            self.defaults.report_reserve.0 / 2,
+            crate::notify::NOTIFY_BUDGET,
+        );
+        let budget = left.checks.min(crate::notify::NOTIFY_BUDGET);
         suite.notify(report, budget).await;
     }
 

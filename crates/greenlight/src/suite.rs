@@ -115,13 +115,7 @@ impl Suite {
 
     /// How long the longest watch (`repeat.for`) of a stage lasts; `None` when nothing repeats.
     pub fn longest_watch(&self, stage: Stage) -> Option<Duration> {
-        self.config
-            .stages
-            .get(stage)?
-            .checks
-            .iter()
-            .filter_map(|check| check.repeat.as_ref().map(|r| r.for_.0))
-            .max()
+        self.config.longest_watch(stage)
     }
 
     /// Send a finished stage's verdict where `notify:` says, within `budget`; each channel's
@@ -153,6 +147,11 @@ impl Suite {
                 ),
             }
         }
+    }
+
+    /// What scrubs the config's secrets from any text that leaves the process.
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// The AWS access the suite reads through.
@@ -272,29 +271,37 @@ impl Suite {
         vars.set("green_weight", &green_weight.to_string());
         vars.set("blue_weight", &(100 - green_weight.min(100)).to_string());
         vars.set("repeat", "0");
-        // `when` conditions decide which checks run at all at this weight.
+        // `when` conditions decide which checks run at all at this weight (the plan is copied
+        // only when some check has one).
         let mut skipped = Vec::new();
-        let mut plan = plan.clone();
-        plan.checks.retain(|check| {
-            match check.when.as_ref().and_then(|when| when.skips(green_weight)) {
-                Some(reason) => {
-                    tracing::info!(check = %check.name, green_weight, reason = %reason, "check skipped");
-                    skipped.push(SkippedCheck {
-                        name: check.name.clone(),
-                        reason,
-                    });
-                    false
+        let filtered;
+        let plan = if plan.checks.iter().any(|check| check.when.is_some()) {
+            let mut kept = plan.clone();
+            kept.checks.retain(|check| {
+                match check.when.as_ref().and_then(|when| when.skips(green_weight)) {
+                    Some(reason) => {
+                        tracing::info!(check = %check.name, green_weight, reason = %reason, "check skipped");
+                        skipped.push(SkippedCheck {
+                            name: check.name.clone(),
+                            reason,
+                        });
+                        false
+                    }
+                    None => true,
                 }
-                None => true,
-            }
-        });
+            });
+            filtered = kept;
+            &filtered
+        } else {
+            plan
+        };
         let ctx = Arc::new(RunContext {
             vars,
             redactor: self.redactor.clone(),
             aws: Arc::clone(&self.aws),
             progress: self.progress.clone(),
         });
-        let step = crate::watch::run(&plan, ctx, budget, inputs.resume, &run_id, stage).await;
+        let step = crate::watch::run(plan, ctx, budget, inputs.resume, &run_id, stage).await;
         let report = |checks: Vec<CheckResult>, errors: Vec<String>| {
             let checks = checks
                 .into_iter()

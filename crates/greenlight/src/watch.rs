@@ -68,8 +68,6 @@ pub struct DoneCheck {
 pub struct RepeatState {
     /// Its name.
     pub name: String,
-    /// The index of the next run.
-    pub next: u32,
     /// Runs in a row that could not run.
     pub errors_in_row: u32,
     /// How it ended: `passed`, `failed` or `error`; none while it goes on.
@@ -160,7 +158,7 @@ pub(crate) async fn run(
     run_id: &str,
     stage: Stage,
 ) -> Result<WatchStep, StateError> {
-    let now_ms = epoch_ms(SystemTime::now());
+    let now_ms = crate::budget::epoch_ms(SystemTime::now());
     let start = Instant::now();
     let end = start + budget;
     let started_ms = resume.as_ref().map_or(now_ms, |state| state.started_ms);
@@ -287,7 +285,7 @@ pub(crate) async fn run(
         .filter_map(|check| {
             let repeat = check.repeat.as_ref()?;
             let state = unfinished.iter().find(|s| s.name == check.name)?;
-            Some((started + repeat.offset(state.next)).saturating_duration_since(now))
+            Some((started + repeat.offset(state.figures.runs)).saturating_duration_since(now))
         })
         .min()
         .unwrap_or_default();
@@ -302,7 +300,7 @@ pub(crate) async fn run(
             .map(|r| DoneCheck {
                 name: r.name.clone(),
                 outcome: r.outcome.label().to_owned(),
-                message: cut(&r.message),
+                message: quote(&ctx.redactor, &r.message),
             })
             .collect(),
         repeats,
@@ -331,7 +329,6 @@ impl RepeatState {
     fn new(name: &str, repeat: &RepeatSpec) -> Self {
         RepeatState {
             name: name.to_owned(),
-            next: 0,
             errors_in_row: 0,
             ended: None,
             figures: RepeatFigures {
@@ -369,11 +366,11 @@ impl Watching {
             }
             return state;
         }
-        while state.ended.is_none() && state.next < state.figures.planned {
+        while state.ended.is_none() && state.figures.runs < state.figures.planned {
             if *self.stop.borrow() {
                 break;
             }
-            let due = self.started + self.repeat.offset(state.next);
+            let due = self.started + self.repeat.offset(state.figures.runs);
             if due.max(Instant::now()) + worst > self.end {
                 break;
             }
@@ -381,7 +378,7 @@ impl Watching {
                 () = tokio::time::sleep_until(due) => {}
                 () = stopped(&mut self.stop) => break,
             }
-            let index = state.next;
+            let index = state.figures.runs;
             let at = crate::outcome::rfc3339(SystemTime::now());
             let mut vars = self.ctx.vars.clone();
             vars.set("repeat", &index.to_string());
@@ -397,7 +394,7 @@ impl Watching {
             state.busy_ms += u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.count(&mut state, index, at, &ran);
         }
-        if state.ended.is_none() && state.next >= state.figures.planned {
+        if state.ended.is_none() && state.figures.runs >= state.figures.planned {
             state.ended = Some("passed".to_owned());
         }
         state
@@ -407,7 +404,6 @@ impl Watching {
     fn count(&self, state: &mut RepeatState, index: u32, at: String, ran: &Ran) {
         let figures = &mut state.figures;
         figures.runs += 1;
-        state.next = index + 1;
         match ran.outcome {
             Outcome::Passed => state.errors_in_row = 0,
             Outcome::Failed { .. } => {
@@ -439,7 +435,7 @@ impl Watching {
                 index,
                 at,
                 outcome: ran.outcome.label().to_owned(),
-                message: cut(&message),
+                message: quote(&self.ctx.redactor, &message),
             },
         );
         let failed = figures.failed > figures.failure_limit;
@@ -465,13 +461,14 @@ impl Watching {
         let at = crate::outcome::rfc3339(
             SystemTime::UNIX_EPOCH + Duration::from_millis(self.started_ms),
         );
+        let index = state.figures.runs;
         push_recent(
             &mut state.figures,
             RunRecord {
-                index: state.next,
+                index,
                 at,
                 outcome: "error".to_owned(),
-                message: cut(&message),
+                message: quote(&self.ctx.redactor, &message),
             },
         );
     }
@@ -598,6 +595,12 @@ fn from_done(check: &PlannedCheck, done: Option<&DoneCheck>) -> CheckResult {
     )
 }
 
+/// Text for the state, which leaves the process (ECS's hookDetails, a continuation's payload):
+/// scrubbed of every secret first, then cut.
+fn quote(redactor: &crate::redact::Redactor, text: &str) -> String {
+    cut(&redactor.scrub(text))
+}
+
 fn cut(text: &str) -> String {
     if text.chars().count() <= MESSAGE_CHARS {
         return text.to_owned();
@@ -605,12 +608,6 @@ fn cut(text: &str) -> String {
     let mut out: String = text.chars().take(MESSAGE_CHARS - 1).collect();
     out.push('…');
     out
-}
-
-fn epoch_ms(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
 }
 
 /// Resolves once the stop flag is raised (never, if its sender is gone).
@@ -633,7 +630,6 @@ mod tests {
             let mut state = RepeatState::new(name, &repeat);
             for index in 0..repeat.runs() {
                 state.figures.runs += 1;
-                state.next = index + 1;
                 push_recent(
                     &mut state.figures,
                     RunRecord {

@@ -269,7 +269,8 @@ fn service_failure(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
     }
 }
 
-fn xml_element(text: &str, name: &str) -> Option<String> {
+/// The text of the first `<name>` element of an XML answer.
+pub(crate) fn xml_element(text: &str, name: &str) -> Option<String> {
     let open = format!("<{name}>");
     let start = text.find(&open)? + open.len();
     let end = start + text[start..].find(&format!("</{name}>"))?;

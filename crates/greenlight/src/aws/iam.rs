@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use http::Method;
 
+use super::call::xml_element;
 use super::endpoint::{self, Service};
 use super::{Aws, AwsReadError, read_error};
 
@@ -29,10 +30,12 @@ impl Aws {
                 )
             })?;
         let text = String::from_utf8_lossy(&reply);
-        let arn = element(&text, "Arn").ok_or_else(|| AwsReadError {
-            problem: "STS's answer names no Arn".to_owned(),
-            fix: "check AWS_ENDPOINT_URL_STS".to_owned(),
-        })?;
+        let arn = xml_element(&text, "Arn")
+            .map(|arn| arn.trim().to_owned())
+            .ok_or_else(|| AwsReadError {
+                problem: "STS's answer names no Arn".to_owned(),
+                fix: "check AWS_ENDPOINT_URL_STS".to_owned(),
+            })?;
         // arn:aws:sts::123456789012:assumed-role/NAME/SESSION → arn:aws:iam::123456789012:role/NAME
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         match (parts.get(1), parts.get(4), parts.get(5)) {
@@ -85,8 +88,8 @@ impl Aws {
             .skip(1)
             .filter_map(|chunk| {
                 let action = chunk.split("</EvalActionName>").next()?.to_owned();
-                let decision = element(chunk, "EvalDecision")?;
-                Some((action, decision))
+                let decision = xml_element(chunk, "EvalDecision")?;
+                Some((action.trim().to_owned(), decision.trim().to_owned()))
             })
             .collect())
     }
@@ -112,12 +115,4 @@ impl Aws {
         .await
         .map(|reply| reply.body)
     }
-}
-
-/// The text of the first `<name>` element.
-fn element(text: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = text.find(&open)? + open.len();
-    let end = start + text[start..].find(&format!("</{name}>"))?;
-    Some(text[start..end].trim().to_owned())
 }

@@ -286,8 +286,7 @@ fn rfc3339(seconds: f64) -> String {
     if !(seconds.is_finite() && seconds >= 0.0) {
         return "?".to_owned();
     }
-    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds))
-        .to_string()
+    crate::outcome::rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds))
 }
 
 fn reduce_name(reduce: Reduce) -> &'static str {

@@ -350,6 +350,16 @@ impl Config {
         Ok(())
     }
 
+    /// How long the longest watch (`repeat.for`) of a stage lasts; `None` when nothing repeats.
+    pub fn longest_watch(&self, stage: Stage) -> Option<Duration> {
+        self.stages
+            .get(stage)?
+            .checks
+            .iter()
+            .filter_map(|check| check.repeat.as_ref().map(|r| r.for_.0))
+            .max()
+    }
+
     /// The variables every check can use: `run_id`, `deployment_id`, `stage`, `secrets.NAME`.
     fn base_variables(&self) -> Vec<String> {
         let deployment = self

@@ -94,10 +94,7 @@ pub(crate) fn emit(report: &StageReport) {
         return;
     }
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned());
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default();
+    let now_ms = crate::budget::epoch_ms(std::time::SystemTime::now());
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     for record in records(report, &function, &namespace, now_ms) {
