@@ -14,6 +14,10 @@ wait_port() {
   echo "$2 did not start listening on 127.0.0.1:$1" >&2; exit 1
 }
 
+# The key that seals a watch's state between invocations: random for each local run, as the
+# deployed stack's generated secret is random for each stack (never a fixed, published key).
+GREENLIGHT_STATE_KEY=${GREENLIGHT_STATE_KEY:-$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')}
+
 # run_hook HOOK [NAME=VALUE...]: become the hook binary, attached to the runtime emulator on
 # $watch_port and reporting to the local CodeDeploy on $codedeploy_port, with dummy AWS
 # credentials and nothing else from this shell's environment. Run it in the background. (The
@@ -25,5 +29,6 @@ run_hook() {
     AWS_LAMBDA_FUNCTION_NAME="$hook" AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
     AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDGREENLIGHTTEST AWS_SECRET_ACCESS_KEY=greenlight-test-secret AWS_EC2_METADATA_DISABLED=true \
     AWS_ENDPOINT_URL_CODEDEPLOY="http://127.0.0.1:$codedeploy_port" \
+    GREENLIGHT_STATE_KEY="$GREENLIGHT_STATE_KEY" \
     "$@" "target/debug/$hook"
 }

@@ -9,9 +9,10 @@
 
 use std::sync::Arc;
 
+use greenlight::seal::{Binding, StateKey};
 use greenlight_e2e::aws::{FakeAws, Store};
 use greenlight_e2e::codedeploy::FakeCodeDeploy;
-use greenlight_e2e::lambda::{Emulator, Function};
+use greenlight_e2e::lambda::{Emulator, Function, TEST_STATE_KEY};
 use greenlight_e2e::targets::{Behaviour, Target};
 use serde_json::{Value, json};
 
@@ -230,10 +231,15 @@ async fn a_foreign_or_broken_state_fails_closed() {
     let rig = Rig::start(Behaviour::Healthy).await;
     let hook = rig.hook();
     for (state, expected) in [
-        (json!({"v": 1}), "does not parse"),
+        (json!({"v": 1}), "not sealed"),
         (
             json!({"v": 1, "run_id": "gl-0000000000000000", "stage": "AfterAllowTraffic", "seq": 1, "started_ms": 0, "done": [], "repeats": []}),
-            "another hook execution",
+            "not sealed",
+        ),
+        // Sealed for this very execution, and not a state at all.
+        (
+            seal_for("d-WATCH", "watch-1", json!({"v": 1})),
+            "does not parse",
         ),
     ] {
         let payload = json!({
@@ -249,6 +255,217 @@ async fn a_foreign_or_broken_state_fails_closed() {
         );
     }
     assert!(rig.paths().is_empty(), "nothing ran");
+}
+
+/// Seal a state as the hook under test would (the tests hold its key; an invoker does not).
+fn seal_for(deployment: &str, execution: &str, state: Value) -> Value {
+    let key = StateKey::new(TEST_STATE_KEY.as_bytes().to_vec(), "test").unwrap();
+    key.seal(
+        &Binding {
+            deployment_id: deployment,
+            execution_id: execution,
+            stage: "AfterAllowTraffic",
+            function: "after-allow-traffic",
+        },
+        &state,
+    )
+}
+
+/// What an invoker would hand a hook to make it approve: every single check passed, every
+/// repeat ended `passed`.
+fn all_passed_state(execution: &str, planned: u64, started_ms: u64) -> Value {
+    json!({
+        "v": 1,
+        "run_id": greenlight::event::run_id_from(execution),
+        "stage": "AfterAllowTraffic",
+        "seq": 1,
+        "started_ms": started_ms,
+        "done": [{"name": "health once", "outcome": "passed", "message": "ok"}],
+        "repeats": [{
+            "name": "bake", "errors_in_row": 0, "ended": "passed", "busy_ms": 1,
+            "figures": {"planned": planned, "runs": planned, "failed": 0, "errors": 0, "failure_limit": 0, "recent": []},
+        }],
+    })
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// Invoke rights are not approve rights: a forged state (unsealed, or sealed with a key the
+/// invoker made up) is refused through CodeDeploy and ECS alike, nothing is sent to green, and
+/// CodeDeploy hears Failed.
+#[tokio::test]
+async fn a_forged_all_passed_state_is_refused_and_nothing_reaches_green() {
+    let rig = Rig::start(Behaviour::Healthy).await;
+    let hook = rig.hook();
+    let forged = all_passed_state("watch-1", 5, now_ms());
+    let wrong_key = StateKey::new(vec![9u8; 32], "attacker").unwrap().seal(
+        &Binding {
+            deployment_id: "d-WATCH",
+            execution_id: "watch-1",
+            stage: "AfterAllowTraffic",
+            function: "after-allow-traffic",
+        },
+        &forged,
+    );
+    for (state, expected) in [(forged, "not sealed"), (wrong_key, "does not verify")] {
+        let payload = json!({
+            "DeploymentId": "d-WATCH",
+            "LifecycleEventHookExecutionId": "watch-1",
+            "greenlightWatch": state,
+        });
+        let answer = hook.invoke(&payload.to_string()).await.json();
+        assert_eq!(answer["status"], "Failed", "{answer:#}");
+        assert!(
+            answer["report"]["errors"].to_string().contains(expected),
+            "{answer:#}"
+        );
+    }
+    let reports: Vec<String> = rig
+        .codedeploy
+        .calls()
+        .iter()
+        .filter_map(|call| call.reported_status().map(str::to_owned))
+        .collect();
+    assert_eq!(reports, ["Failed", "Failed"]);
+    // The same claim in ECS's hookDetails.
+    let mut state = all_passed_state("ecs-watch-1", 5, now_ms());
+    state["run_id"] = json!(greenlight::event::run_id_from("ecs-watch-1"));
+    let answer = hook
+        .invoke(&ecs_event(
+            "POST_PRODUCTION_TRAFFIC_SHIFT",
+            json!({"green-rev": 100}),
+            Some(json!({ "greenlightWatch": state })),
+        ))
+        .await
+        .json();
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer:#}");
+    assert!(
+        rig.paths().is_empty(),
+        "nothing reached green: {:?}",
+        rig.paths()
+    );
+    assert!(rig.continuations().is_empty(), "no chain started");
+}
+
+/// A genuine continuation moved to another deployment or hook execution does not verify; a
+/// genuinely sealed state whose chain is endless (planned runs from the state, started three
+/// days ago) is ended Failed by the config's bounds. Nothing is sent either way.
+#[tokio::test]
+async fn a_moved_or_endless_state_is_refused() {
+    let rig = Rig::start(Behaviour::Healthy).await;
+    let hook = rig.hook();
+    let first = hook.invoke(EVENT).await.json();
+    assert_eq!(first["status"], "InProgress", "{first:#}\n{}", hook.logs());
+    let genuine = rig.continuations().last().cloned().unwrap();
+    // The continuation carried the invocation's trace header.
+    let traces = rig.aws.store.lock().unwrap().invocation_traces.clone();
+    assert!(
+        traces
+            .iter()
+            .all(|t| t.as_deref().is_some_and(|t| t.contains("Root="))),
+        "{traces:?}"
+    );
+    let sent = rig.paths().len();
+    for (deployment, execution) in [("d-OTHER", "watch-1"), ("d-WATCH", "watch-2")] {
+        let mut moved = genuine.clone();
+        moved["DeploymentId"] = json!(deployment);
+        moved["LifecycleEventHookExecutionId"] = json!(execution);
+        let answer = hook.invoke(&moved.to_string()).await.json();
+        assert_eq!(answer["status"], "Failed", "{answer:#}");
+        assert!(
+            answer["report"]["errors"]
+                .to_string()
+                .contains("does not verify"),
+            "{answer:#}"
+        );
+    }
+    let three_days_ago = now_ms() - 3 * 24 * 3600 * 1000;
+    for (state, expected) in [
+        (
+            all_passed_state("watch-1", 5, three_days_ago),
+            "started 3days",
+        ),
+        (
+            all_passed_state("watch-1", 4_294_967_295, now_ms()),
+            "config",
+        ),
+    ] {
+        let payload = json!({
+            "DeploymentId": "d-WATCH",
+            "LifecycleEventHookExecutionId": "watch-1",
+            "greenlightWatch": seal_for("d-WATCH", "watch-1", state),
+        });
+        let answer = hook.invoke(&payload.to_string()).await.json();
+        assert_eq!(answer["status"], "Failed", "{answer:#}");
+        assert!(
+            answer["report"]["errors"].to_string().contains(expected),
+            "{answer:#}"
+        );
+    }
+    assert_eq!(
+        rig.paths().len(),
+        sent,
+        "nothing sent after the first invocation"
+    );
+    assert_eq!(rig.continuations().len(), 1, "no chain went on");
+}
+
+/// A config changed under a running watch: the continuation's state no longer matches, the
+/// hook answers Failed, and green receives nothing from it, then or after the answer.
+#[tokio::test]
+async fn a_config_changed_under_a_watch_fails_and_sends_nothing_after_the_answer() {
+    let rig = Rig::start(Behaviour::Healthy).await;
+    let hook = rig.hook();
+    let first = hook.invoke(EVENT).await.json();
+    assert_eq!(first["status"], "InProgress", "{first:#}\n{}", hook.logs());
+    let continuation = rig.continuations().last().cloned().unwrap();
+    drop(hook);
+    // The new config watches one more check, every second.
+    let config = format!(
+        r#"
+targets: {{ green: {{ url: "{}" }} }}
+defaults: {{ budget: 4s, timeout: 500ms, retries: 0 }}
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: health once
+        http: {{ target: green, path: /health }}
+      - name: bake
+        repeat: {{ every: 2s, for: 8s }}
+        http: {{ target: green, path: "/bake/{{{{repeat}}}}" }}
+      - name: new bake
+        repeat: {{ every: 1s, for: 8s }}
+        http: {{ target: green, path: "/new/{{{{repeat}}}}" }}
+"#,
+        rig.target.url()
+    );
+    let aws = rig.aws.env();
+    let mut env: Vec<(&str, &str)> = vec![("GREENLIGHT_CONFIG", config.as_str())];
+    let codedeploy = rig.codedeploy.url();
+    env.push(("AWS_ENDPOINT_URL_CODEDEPLOY", codedeploy.as_str()));
+    env.extend(aws.iter().map(|(k, v)| (*k, v.as_str())));
+    let changed = rig.emulator.function("after-allow-traffic", &env);
+    let sent = rig.paths().len();
+    let answer = changed.invoke(&continuation.to_string()).await.json();
+    assert_eq!(answer["status"], "Failed", "{answer:#}");
+    assert!(
+        answer["report"]["errors"].to_string().contains("config"),
+        "{answer:#}"
+    );
+    assert_eq!(rig.paths().len(), sent, "nothing sent before the answer");
+    // Proving an absence needs a window: three intervals of the watch that would have run.
+    // (The deterministic proof, on a paused clock, is watch.rs's unit test.)
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(rig.paths().len(), sent, "nothing sent after the answer");
+    assert_eq!(rig.codedeploy.calls().len(), 1, "one report: Failed");
 }
 
 fn ecs_event(stage: &str, production: Value, details: Option<Value>) -> String {

@@ -118,6 +118,11 @@ pub struct Store {
     pub metrics: BTreeMap<String, Vec<f64>>,
     /// Every GetMetricData request body, as sent.
     pub metric_requests: Vec<Value>,
+    /// Raw GetMetricData answers, as a hostile or broken CloudWatch might send them: a
+    /// request without `NextToken` gets the first, one with `NextToken: "N"` the Nth (from 0;
+    /// past the end, an empty answer). Each body carries its own `NextToken`. Empty: the
+    /// answers come from `metrics`.
+    pub metric_pages: Vec<String>,
     /// ECS service revisions: ARN → the target group ARNs of its resolved configuration.
     pub revisions: BTreeMap<String, Vec<String>>,
     /// What the role may do: (action, resource) pairs IAM's simulation allows.
@@ -128,6 +133,8 @@ pub struct Store {
     pub missing_topics: BTreeSet<String>,
     /// Lambda `Invoke` calls: (function, qualifier, invocation type, payload).
     pub invocations: Vec<(String, Option<String>, String, Value)>,
+    /// The `X-Amzn-Trace-Id` of each invocation, as sent.
+    pub invocation_traces: Vec<Option<String>>,
     /// Refuse Invoke calls as access denied.
     pub refuse_invoke: bool,
     /// Target groups whose datapoints come from real traffic: `TargetGroup` dimension value →
@@ -338,6 +345,23 @@ async fn json_api(
                 .requests
                 .push(("cloudwatch".into(), "GetMetricData".into()));
             store.metric_requests.push(request.clone());
+            if !store.metric_pages.is_empty() {
+                let page: usize = request["NextToken"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                let body = store
+                    .metric_pages
+                    .get(page)
+                    .cloned()
+                    .unwrap_or_else(|| json!({"MetricDataResults": []}).to_string());
+                return (
+                    StatusCode::OK,
+                    [("content-type", "application/x-amz-json-1.0")],
+                    body,
+                )
+                    .into_response();
+            }
             let start = request["StartTime"].as_f64().unwrap_or(0.0);
             let end = request["EndTime"].as_f64().unwrap_or(0.0);
             let queries = request["MetricDataQueries"]
@@ -551,6 +575,11 @@ async fn lambda_invoke(
         .to_owned();
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     store.invocations.push((name, qualifier, kind, payload));
+    let trace = headers
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    store.invocation_traces.push(trace);
     StatusCode::ACCEPTED.into_response()
 }
 

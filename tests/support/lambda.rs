@@ -19,6 +19,10 @@ use crate::AWS_TEST_ENV;
 
 /// Longest wait for the emulator's port to answer.
 const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// The watch state key every hook under test gets (`GREENLIGHT_STATE_KEY`), so a test can seal
+/// a state as the hook would, and forge one as an attacker could not.
+pub const TEST_STATE_KEY: &str = "greenlight-e2e-watch-state-key-0123456789abcdef";
 /// Longest wait for one invocation.
 const INVOKE_LIMIT: Duration = Duration::from_secs(120);
 
@@ -137,6 +141,8 @@ impl Emulator {
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            // As a deployed stack's generated secret would: a test that wants no key sets it "".
+            .env("GREENLIGHT_STATE_KEY", TEST_STATE_KEY)
             .envs(AWS_TEST_ENV.iter().copied())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

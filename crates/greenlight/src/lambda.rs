@@ -19,6 +19,7 @@ use crate::event::{CodeDeployEvent, EcsEvent, HookEvent};
 use crate::redact::Redactor;
 use crate::report::StageReport;
 use crate::report::codedeploy::{CodeDeploySink, StatusSink};
+use crate::seal::{Binding, KeyError, SealError, StateKey};
 use crate::stage::Stage;
 use crate::suite::{StageInputs, StageRun, Suite};
 
@@ -57,6 +58,19 @@ pub struct Hook<S> {
     defaults: Defaults,
     sink: S,
     continuation: Option<Continuation>,
+    /// Seals the watch states this function hands on and verifies those it is handed.
+    state_key: Result<StateKey, KeyError>,
+    /// This function's name, in every seal (`AWS_LAMBDA_FUNCTION_NAME`; `local` outside Lambda).
+    function: String,
+}
+
+/// What the runtime says of one invocation besides its payload.
+#[derive(Debug, Clone, Default)]
+pub struct Invoked {
+    /// The Lambda deadline, ms since 1970 (0 when unknown).
+    pub deadline_ms: u64,
+    /// The invocation's `X-Amzn-Trace-Id`, carried on to a watch's continuation.
+    pub trace_id: Option<String>,
 }
 
 /// How a CodeDeploy hook reaches its own next invocation: this function, by name and version.
@@ -102,7 +116,18 @@ impl<S: StatusSink> Hook<S> {
             defaults,
             sink,
             continuation: None,
+            state_key: Err(KeyError::Missing),
+            function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                .ok()
+                .filter(|name| !name.trim().is_empty())
+                .unwrap_or_else(|| "local".to_owned()),
         }
+    }
+
+    /// The key that seals and verifies watch states (see [`crate::seal`]).
+    pub fn with_state_key(mut self, key: Result<StateKey, KeyError>) -> Self {
+        self.state_key = key;
+        self
     }
 
     /// Let a watch that outlasts an invocation continue in the next one (CodeDeploy hooks).
@@ -113,6 +138,23 @@ impl<S: StatusSink> Hook<S> {
 
     /// Handle one invocation: `deadline_ms` is the Lambda deadline (0 when unknown).
     pub async fn handle(&self, payload: Value, deadline_ms: u64) -> Result<Value, HookError> {
+        self.handle_invoked(
+            payload,
+            Invoked {
+                deadline_ms,
+                trace_id: None,
+            },
+        )
+        .await
+    }
+
+    /// Handle one invocation with what the runtime said of it.
+    pub async fn handle_invoked(
+        &self,
+        payload: Value,
+        invoked: Invoked,
+    ) -> Result<Value, HookError> {
+        let deadline_ms = invoked.deadline_ms;
         // A preflight asked for by hand (`aws lambda invoke` with {"greenlight": "doctor"}):
         // findings come back as the result; no deployment is reported.
         if payload.get("greenlight").and_then(Value::as_str) == Some("doctor") {
@@ -126,7 +168,7 @@ impl<S: StatusSink> Hook<S> {
             tracing::error!(stage = %self.stage, error = %err, "rejected an event that is not a lifecycle hook event; nothing reported");
         })?;
         match event {
-            HookEvent::CodeDeploy(event) => self.handle_codedeploy(event, deadline_ms).await,
+            HookEvent::CodeDeploy(event) => self.handle_codedeploy(event, &invoked).await,
             HookEvent::Ecs(event) => Ok(self.handle_ecs(event, deadline_ms).await),
         }
     }
@@ -134,8 +176,9 @@ impl<S: StatusSink> Hook<S> {
     async fn handle_codedeploy(
         &self,
         event: CodeDeployEvent,
-        deadline_ms: u64,
+        invoked: &Invoked,
     ) -> Result<Value, HookError> {
+        let deadline_ms = invoked.deadline_ms;
         tracing::info!(
             stage = %self.stage,
             deployment_id = %event.deployment_id,
@@ -158,6 +201,7 @@ impl<S: StatusSink> Hook<S> {
         let invocation = Invocation {
             run_id: event.run_id(),
             deployment_id: event.deployment_id.clone(),
+            execution_id: event.lifecycle_event_hook_execution_id.clone(),
             deadline_ms,
             target_groups,
             green_weight: None,
@@ -174,7 +218,10 @@ impl<S: StatusSink> Hook<S> {
                 },
                 stage_end,
             ) => {
-                match self.hand_on(&event, state, wait, stage_end).await {
+                match self
+                    .hand_on(&event, state, wait, stage_end, invoked.trace_id.as_deref())
+                    .await
+                {
                     Ok(seq) => {
                         return Ok(json!({
                             "status": "InProgress",
@@ -238,7 +285,11 @@ impl<S: StatusSink> Hook<S> {
         state: crate::watch::WatchState,
         wait: Duration,
         stage_end: Instant,
+        trace_id: Option<&str>,
     ) -> Result<u32, String> {
+        let key = self.state_key.as_ref().map_err(|err| {
+            format!("the watch needs another invocation, and its state cannot be sealed: {err}")
+        })?;
         let Some(continuation) = &self.continuation else {
             return Err(
                 "the watch needs another invocation, and this function cannot invoke \
@@ -248,13 +299,20 @@ impl<S: StatusSink> Hook<S> {
         };
         tokio::time::sleep_until((Instant::now() + wait).min(stage_end)).await;
         let seq = state.seq;
-        let payload = event.continuation(state.to_value());
+        let binding = Binding {
+            deployment_id: &event.deployment_id,
+            execution_id: &event.lifecycle_event_hook_execution_id,
+            stage: self.stage.as_str(),
+            function: &self.function,
+        };
+        let payload = event.continuation(key.seal(&binding, &state.to_value()));
         match continuation
             .aws
             .invoke_async(
                 &continuation.function,
                 continuation.qualifier.as_deref(),
                 &payload,
+                trace_id,
             )
             .await
         {
@@ -325,7 +383,8 @@ impl<S: StatusSink> Hook<S> {
                 };
                 let invocation = Invocation {
                     run_id: event.run_id(),
-                    deployment_id,
+                    deployment_id: deployment_id.clone(),
+                    execution_id: event.execution_id.clone(),
                     deadline_ms,
                     target_groups,
                     green_weight: event.green_weight(),
@@ -339,7 +398,29 @@ impl<S: StatusSink> Hook<S> {
                         state,
                         wait,
                     } => {
-                        let answer = crate::report::ecs::in_progress(&report, &state, wait);
+                        let binding = Binding {
+                            deployment_id: &deployment_id,
+                            execution_id: &event.execution_id,
+                            stage: self.stage.as_str(),
+                            function: &self.function,
+                        };
+                        let sealed = match &self.state_key {
+                            Ok(key) => key.seal(&binding, &state.to_value()),
+                            // Cannot happen past the first invocation's key check; fail
+                            // closed all the same rather than hand on an unsealed state.
+                            Err(err) => {
+                                let mut report = report;
+                                report.errors.push(format!(
+                                    "the watch needs another invocation, and its state cannot be sealed: {err}"
+                                ));
+                                report.verdict = crate::verdict::Verdict::Failed;
+                                crate::report::log::emit(&report);
+                                crate::report::emf::emit(&report);
+                                self.notify(&report, deadline_ms).await;
+                                return crate::report::ecs::response(&report);
+                            }
+                        };
+                        let answer = crate::report::ecs::in_progress(&report, &state, sealed, wait);
                         tracing::info!(
                             stage = %self.stage,
                             seq = state.seq,
@@ -420,6 +501,7 @@ impl<S: StatusSink> Hook<S> {
         let Invocation {
             run_id,
             deployment_id,
+            execution_id,
             deadline_ms,
             target_groups,
             green_weight,
@@ -452,7 +534,19 @@ impl<S: StatusSink> Hook<S> {
             BudgetSource::Deadline { .. } => None,
         };
         let run = match &self.suite {
-            Ok(suite) => match resume(suite, self.stage, &run_id, watch.as_ref(), engine) {
+            Ok(suite) => match self.resume(
+                suite,
+                &run_id,
+                Binding {
+                    deployment_id: &deployment_id,
+                    execution_id: &execution_id,
+                    stage: self.stage.as_str(),
+                    function: &self.function,
+                },
+                watch.as_ref(),
+                engine,
+                budget.checks,
+            ) {
                 Ok(resume) => {
                     let suite = Arc::clone(suite);
                     let (stage, id, checks) = (self.stage, run_id.clone(), budget.checks);
@@ -461,6 +555,7 @@ impl<S: StatusSink> Hook<S> {
                         target_groups,
                         green_weight,
                         resume,
+                        chain_cap: (engine == Engine::CodeDeploy).then_some(CODEDEPLOY_WAIT),
                     };
                     let evaluation =
                         async move { suite.run_stage_with(stage, checks, id, inputs).await };
@@ -520,37 +615,69 @@ struct Invocation {
     run_id: String,
     deployment_id: String,
     deadline_ms: u64,
+    /// The hook execution: CodeDeploy's `LifecycleEventHookExecutionId`, ECS's `executionId`.
+    execution_id: String,
     target_groups: Option<Result<crate::discovery::TargetGroups, String>>,
     green_weight: Option<u8>,
     watch: Option<Value>,
     engine: Engine,
 }
 
-/// The watch state to resume from, checked against this execution; or why the invocation
-/// must fail closed (a state that does not parse or is another's, or a watch CodeDeploy's
-/// hour cannot hold).
-fn resume(
-    suite: &Suite,
-    stage: Stage,
-    run_id: &str,
-    watch: Option<&Value>,
-    engine: Engine,
-) -> Result<Option<crate::watch::WatchState>, String> {
-    if engine == Engine::CodeDeploy
-        && let Some(longest) = suite.longest_watch(stage)
-        && longest > crate::config::watch::CODEDEPLOY_MAX_WATCH
-    {
-        return Err(format!(
-            "config error: a check of {stage} repeats for {}, and CodeDeploy waits at most one \
-             hour for a hook: repeat for at most {} (ECS-native hooks may watch for up to 24h)",
-            humantime::format_duration(longest),
-            humantime::format_duration(crate::config::watch::CODEDEPLOY_MAX_WATCH)
-        ));
+/// How long CodeDeploy waits for a hook's status: no chain of continuations outlives it.
+const CODEDEPLOY_WAIT: Duration = Duration::from_secs(3600);
+
+impl<S: StatusSink> Hook<S> {
+    /// The watch state to resume from, verified and checked against this execution; or why
+    /// the invocation must fail closed, running nothing: a state that does not verify, is
+    /// another's, or comes for a stage with nothing repeating; a watch CodeDeploy's hour cannot
+    /// hold; a watch that will need a continuation when no key can seal its state.
+    #[allow(clippy::too_many_arguments)]
+    fn resume(
+        &self,
+        suite: &Suite,
+        run_id: &str,
+        binding: Binding<'_>,
+        carried: Option<&Value>,
+        engine: Engine,
+        per_invocation: Duration,
+    ) -> Result<Option<crate::watch::WatchState>, String> {
+        let stage = self.stage;
+        let longest = suite.longest_watch(stage);
+        if engine == Engine::CodeDeploy
+            && let Some(longest) = longest
+            && longest > crate::config::watch::CODEDEPLOY_MAX_WATCH
+        {
+            return Err(format!(
+                "config error: a check of {stage} repeats for {}, and CodeDeploy waits at most one \
+                 hour for a hook: repeat for at most {} (ECS-native hooks may watch for up to 24h)",
+                humantime::format_duration(longest),
+                humantime::format_duration(crate::config::watch::CODEDEPLOY_MAX_WATCH)
+            ));
+        }
+        let Some(carried) = carried else {
+            // The first invocation: a watch that cannot finish in it will hand its state on,
+            // which needs the key. Say so now, before anything runs.
+            if let (Some(longest), Err(err)) = (longest, &self.state_key)
+                && longest > per_invocation
+            {
+                return Err(format!(
+                    "config error: a check of {stage} repeats for {}, longer than one invocation \
+                     leaves for the checks ({}), so the watch must hand its state on: {err}",
+                    humantime::format_duration(longest),
+                    humantime::format_duration(per_invocation)
+                ));
+            }
+            return Ok(None);
+        };
+        let key = self
+            .state_key
+            .as_ref()
+            .map_err(|err| SealError::NoKey(err.clone()).to_string())?;
+        let value = key.open(&binding, carried).map_err(|err| err.to_string())?;
+        crate::watch::WatchState::resume(&value, run_id, stage)
+            .map(Some)
+            .map_err(|err| err.to_string())
     }
-    watch
-        .map(|value| crate::watch::WatchState::resume(value, run_id, stage))
-        .transpose()
-        .map_err(|err| err.to_string())
 }
 
 /// Run an evaluation in its own task so that a panic anywhere in it, or an overrun, still
@@ -610,10 +737,28 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
         .unwrap_or_else(|_| Defaults::default().report_reserve.0);
     let sink = CodeDeploySink::from_sdk(aws.sdk().await, reserve);
     let continuation = Continuation::from_env(Arc::clone(&aws));
-    let hook = Arc::new(Hook::new(stage, suite, sink).with_continuation(continuation));
+    // Read once per cold start. A missing key only matters to a watch that must hand on, and
+    // is reported there; the key itself is never logged.
+    let state_key = StateKey::from_env(&aws).await;
+    if let Err(err) = &state_key {
+        tracing::info!(stage = %stage, reason = %err, "no watch state key: watches must finish within one invocation");
+    }
+    let hook = Arc::new(
+        Hook::new(stage, suite, sink)
+            .with_continuation(continuation)
+            .with_state_key(state_key),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let hook = Arc::clone(&hook);
-        async move { hook.handle(event.payload, event.context.deadline).await }
+        let invoked = Invoked {
+            deadline_ms: event.context.deadline,
+            trace_id: event
+                .context
+                .xray_trace_id
+                .clone()
+                .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok()),
+        };
+        async move { hook.handle_invoked(event.payload, invoked).await }
     }))
     .await
 }
@@ -791,6 +936,127 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out["hookStatus"], "FAILED");
+    }
+
+    const WATCHING: &str = "targets: { t: { url: \"http://127.0.0.1:9\" } }\nstages:\n  AfterAllowTraffic:\n    checks:\n      - { name: once, http: { target: t, path: / } }\n      - { name: bake, http: { target: t, path: /b }, repeat: { every: 1m, for: 50m } }\n";
+
+    fn key() -> StateKey {
+        StateKey::new(vec![42u8; 32], "test").unwrap()
+    }
+
+    /// What an attacker with invoke rights would send: a state claiming every check passed
+    /// and every repeat ended `passed`.
+    fn forged_state() -> Value {
+        let figures = json!({"planned": 51, "runs": 51, "failed": 0, "errors": 0, "failure_limit": 0, "recent": []});
+        json!({
+            "v": 1, "run_id": crate::event::run_id_from("exec-1"), "stage": "AfterAllowTraffic",
+            "seq": 1, "started_ms": crate::budget::epoch_ms(SystemTime::now()),
+            "done": [{"name": "once", "outcome": "passed", "message": "ok"}],
+            "repeats": [{"name": "bake", "errors_in_row": 0, "ended": "passed", "figures": figures, "busy_ms": 1}],
+        })
+    }
+
+    fn binding_for<'a>(deployment: &'a str, execution: &'a str) -> Binding<'a> {
+        Binding {
+            deployment_id: deployment,
+            execution_id: execution,
+            stage: "AfterAllowTraffic",
+            function: "local",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_forged_or_moved_watch_state_reports_failed_and_runs_nothing() {
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite(WATCHING),
+            FakeSink::default(),
+        )
+        .with_state_key(Ok(key()));
+        let forged = forged_state();
+        let sealed_elsewhere = key().seal(&binding_for("d-OTHER", "exec-1"), &forged);
+        let sealed_by_another_key = StateKey::new(vec![7u8; 32], "x")
+            .unwrap()
+            .seal(&binding_for("d-TEST", "exec-1"), &forged);
+        let cases = [
+            (forged.clone(), "not sealed"),
+            (sealed_elsewhere, "does not verify"),
+            (sealed_by_another_key, "does not verify"),
+        ];
+        for (state, why) in cases {
+            let mut payload = event();
+            payload["greenlightWatch"] = state;
+            let out = hook.handle(payload, 0).await.unwrap();
+            assert_eq!(out["status"], "Failed", "{out:#}");
+            let errors = out["report"]["errors"].to_string();
+            assert!(errors.contains(why), "{errors}");
+            assert_eq!(out["report"]["checks"], json!([]), "nothing ran: {out:#}");
+        }
+        assert_eq!(hook.sink.calls.lock().unwrap().len(), 3);
+        assert!(
+            hook.sink
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(_, verdict)| *verdict == Verdict::Failed)
+        );
+        // The genuine seal for this deployment is believed (and then run against the config).
+        let mut payload = event();
+        payload["greenlightWatch"] = key().seal(&binding_for("d-TEST", "exec-1"), &forged);
+        let out = hook.handle(payload, 0).await.unwrap();
+        let errors = out["report"]["errors"].to_string();
+        assert!(!errors.contains("verify"), "{errors}");
+    }
+
+    #[tokio::test]
+    async fn without_a_key_a_carried_state_fails_and_a_long_watch_says_how_to_fix_it() {
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite(WATCHING),
+            FakeSink::default(),
+        );
+        let mut payload = event();
+        payload["greenlightWatch"] = key().seal(&binding_for("d-TEST", "exec-1"), &forged_state());
+        let out = hook.handle(payload, 0).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert!(
+            out["report"]["errors"]
+                .to_string()
+                .contains("cannot be verified")
+        );
+        // The first invocation of a watch longer than an invocation: a config error up front.
+        let out = hook.handle(event(), 0).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        let errors = out["report"]["errors"].to_string();
+        assert!(
+            errors.contains("config error") && errors.contains("GREENLIGHT_STATE_KEY"),
+            "{errors}"
+        );
+        assert_eq!(out["report"]["checks"], json!([]), "nothing ran");
+    }
+
+    #[tokio::test]
+    async fn a_forged_ecs_hook_details_state_is_failed() {
+        let hook = Hook::new(
+            Stage::AfterAllowTraffic,
+            suite(WATCHING),
+            FakeSink::default(),
+        )
+        .with_state_key(Ok(key()));
+        let mut payload = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT");
+        let mut state = forged_state();
+        state["run_id"] = json!(crate::event::run_id_from("ecs-exec-1"));
+        payload["hookDetails"] = json!({ "greenlightWatch": state });
+        let out = hook.handle(payload, 0).await.unwrap();
+        assert_eq!(out["hookStatus"], "FAILED", "{out:#}");
+        assert!(
+            out["hookDetails"]["greenlightSummary"]
+                .as_str()
+                .unwrap()
+                .contains("not sealed"),
+            "{out:#}"
+        );
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ pub(crate) mod redact;
 pub mod report;
 pub(crate) mod run;
 pub(crate) mod sdk_http;
+pub mod seal;
 pub mod source;
 pub mod stage;
 pub mod suite;

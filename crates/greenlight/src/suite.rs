@@ -301,11 +301,17 @@ impl Suite {
             aws: Arc::clone(&self.aws),
             progress: self.progress.clone(),
         });
-        let step = crate::watch::run(plan, ctx, budget, inputs.resume, &run_id, stage).await;
+        let resume = inputs.resume.map(|state| (state, inputs.chain_cap));
+        let step = crate::watch::run(plan, ctx, budget, resume, &run_id, stage).await;
+        // The one place a stage's texts are scrubbed before they reach a report.
         let report = |checks: Vec<CheckResult>, errors: Vec<String>| {
             let checks = checks
                 .into_iter()
                 .map(|check| check.redacted(&self.redactor))
+                .collect();
+            let errors = errors
+                .iter()
+                .map(|error| self.redactor.scrub(error))
                 .collect();
             let mut report = StageReport::new(
                 stage,
@@ -343,8 +349,11 @@ pub struct StageInputs {
     pub target_groups: Option<Result<TargetGroups, String>>,
     /// Green's share of production traffic, percent; the stage's own when unknown.
     pub green_weight: Option<u8>,
-    /// The watch state an earlier invocation handed over.
+    /// The watch state an earlier invocation handed over, its seal already verified.
     pub resume: Option<WatchState>,
+    /// How long the engine waits for the stage at most (CodeDeploy's hour), bounding a
+    /// carried watch beside the config's own limits.
+    pub chain_cap: Option<Duration>,
 }
 
 /// How one invocation of a stage ended.

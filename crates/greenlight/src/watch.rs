@@ -10,18 +10,23 @@
 //! A stage's verdict waits for every repeating check, except that a required check failing
 //! (a single check, or a repeating one past its `failure_limit`) fails the stage at once.
 
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::check::{PlannedCheck, RunContext};
 use crate::config::watch::RepeatSpec;
 use crate::outcome::{CheckResult, Mismatch, Outcome, Ran, RepeatFigures, RunRecord};
 use crate::plan::Plan;
-use crate::run::{Job, run_jobs};
+use crate::run::{Job, PANICKED, run_jobs};
 use crate::stage::Stage;
 
 /// The state's format; a state of another version is refused.
@@ -99,9 +104,17 @@ pub enum StateError {
     Foreign(String),
     /// Its checks are not the config's.
     #[error(
-        "the watch state names checks the config does not repeat ({0}): was the config changed during the deployment?"
+        "the watch state does not match the config's checks ({0}): was the config changed during the deployment? failing closed, no check run"
     )]
     Mismatch(String),
+    /// A state came for a stage where nothing repeats: no watch of it was ever handed on.
+    #[error(
+        "this invocation carries a watch state, and no check of this stage repeats: failing closed, no check run"
+    )]
+    NoWatch,
+    /// The chain has gone on longer or further than the config allows.
+    #[error("the watch is over its bounds ({0}): ending it Failed")]
+    Unbounded(String),
 }
 
 impl WatchState {
@@ -147,20 +160,177 @@ pub enum WatchStep {
     },
 }
 
+/// Time a chain of invocations may outlive its longest `for`: one more invocation (Lambda's
+/// 15-minute maximum) for the last run and the report.
+pub const CHAIN_SLACK: Duration = Duration::from_secs(15 * 60);
+
+/// How a stage's single runs are made: the check itself in production, anything in tests.
+pub(crate) type Runner = Arc<
+    dyn for<'a> Fn(&'a PlannedCheck, Arc<RunContext>, Instant) -> BoxFuture<'a, (Ran, u32)>
+        + Send
+        + Sync,
+>;
+
+fn check_runner() -> Runner {
+    Arc::new(|check, ctx, end| Box::pin(check.run(ctx, end)))
+}
+
+/// What a carried state may claim, from the config and the engine (never from the state).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChainLimits {
+    /// The longest a watch may have been going on: its longest `for` plus [`CHAIN_SLACK`],
+    /// and at most the engine's own wait (CodeDeploy's hour).
+    pub max_age: Duration,
+    /// The most hand-offs a watch can need: one per planned run, one per invocation that only
+    /// waited out its time, and two to spare.
+    pub max_hops: u32,
+}
+
+impl ChainLimits {
+    /// The limits of a plan's watch, for invocations whose checks get `per_hop` each; `cap` is
+    /// the engine's own limit. `None` when nothing in the plan repeats.
+    pub(crate) fn of(plan: &Plan, per_hop: Duration, cap: Option<Duration>) -> Option<Self> {
+        let repeats: Vec<&RepeatSpec> = plan
+            .checks
+            .iter()
+            .filter_map(|c| c.repeat.as_ref())
+            .collect();
+        let longest = repeats.iter().map(|r| r.for_.0).max()?;
+        let mut max_age = longest + CHAIN_SLACK;
+        if let Some(cap) = cap {
+            max_age = max_age.min(cap);
+        }
+        let runs: u64 = repeats.iter().map(|r| u64::from(r.runs())).sum();
+        let per_hop = per_hop.max(Duration::from_secs(1));
+        let waits = max_age.as_millis().div_ceil(per_hop.as_millis());
+        let hops = runs
+            .saturating_add(u64::try_from(waits).unwrap_or(u64::MAX))
+            .saturating_add(2);
+        Some(ChainLimits {
+            max_age,
+            max_hops: u32::try_from(hops).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Refuse a state whose chain has gone on longer, or further, than the config allows, or
+    /// that claims to start in the future.
+    pub(crate) fn admit(&self, state: &WatchState, now_ms: u64) -> Result<(), StateError> {
+        // A minute of clock skew between two sandboxes.
+        if state.started_ms > now_ms.saturating_add(60_000) {
+            return Err(StateError::Unbounded(
+                "it claims to have started in the future".to_owned(),
+            ));
+        }
+        let age = Duration::from_millis(now_ms.saturating_sub(state.started_ms));
+        if age > self.max_age {
+            return Err(StateError::Unbounded(format!(
+                "it started {} ago, and a watch of this stage lasts at most {} (its longest \
+                 `for` plus {} for the last invocation, within what the engine waits)",
+                humantime::format_duration(Duration::from_secs(age.as_secs())),
+                humantime::format_duration(self.max_age),
+                humantime::format_duration(CHAIN_SLACK),
+            )));
+        }
+        if state.seq > self.max_hops {
+            return Err(StateError::Unbounded(format!(
+                "it has been handed on {} times, and this stage's watch needs at most {}",
+                state.seq, self.max_hops
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Match a carried state against the plan before anything runs: every repeating check of the
+/// plan has its progress, with the planned runs and limits the config says now; nothing else.
+fn admit_against(plan: &Plan, state: &WatchState) -> Result<(), StateError> {
+    let mut repeating = 0;
+    for check in &plan.checks {
+        match &check.repeat {
+            Some(repeat) => {
+                repeating += 1;
+                let Some(carried) = state.repeats.iter().find(|s| s.name == check.name) else {
+                    return Err(StateError::Mismatch(check.name.clone()));
+                };
+                let figures = &carried.figures;
+                if figures.planned != repeat.runs()
+                    || figures.failure_limit != repeat.failure_limit
+                    || figures.runs > figures.planned
+                {
+                    return Err(StateError::Mismatch(format!(
+                        "{}: {} runs planned with failure_limit {}, the config says {} and {}",
+                        check.name,
+                        figures.planned,
+                        figures.failure_limit,
+                        repeat.runs(),
+                        repeat.failure_limit
+                    )));
+                }
+            }
+            None => {
+                if !state.done.iter().any(|d| d.name == check.name) {
+                    return Err(StateError::Mismatch(check.name.clone()));
+                }
+            }
+        }
+    }
+    if repeating == 0 {
+        return Err(StateError::NoWatch);
+    }
+    let known = |name: &str| plan.checks.iter().any(|c| c.name == name);
+    if let Some(stray) = state
+        .repeats
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(state.done.iter().map(|d| d.name.as_str()))
+        .find(|name| !known(name))
+    {
+        return Err(StateError::Mismatch(stray.to_owned()));
+    }
+    Ok(())
+}
+
 /// Run a stage's plan for at most `budget`: the single checks (in the first invocation) and
 /// the repeating checks' runs that fit. `resume` is the state an earlier invocation handed
-/// over; `run_id` and `stage` identify this watch in the state.
+/// over, already verified; `limits` bound it; `run_id` and `stage` identify this watch.
+///
+/// Nothing outlives the call: repeating checks run in a [`JoinSet`] that aborts them on every
+/// return, and a carried state is matched against the plan before anything starts.
 pub(crate) async fn run(
     plan: &Plan,
     ctx: Arc<RunContext>,
     budget: Duration,
-    resume: Option<WatchState>,
+    resume: Option<(WatchState, Option<Duration>)>,
     run_id: &str,
     stage: Stage,
+) -> Result<WatchStep, StateError> {
+    run_with(plan, ctx, budget, resume, run_id, stage, check_runner()).await
+}
+
+async fn run_with(
+    plan: &Plan,
+    ctx: Arc<RunContext>,
+    budget: Duration,
+    resume: Option<(WatchState, Option<Duration>)>,
+    run_id: &str,
+    stage: Stage,
+    runner: Runner,
 ) -> Result<WatchStep, StateError> {
     let now_ms = crate::budget::epoch_ms(SystemTime::now());
     let start = Instant::now();
     let end = start + budget;
+    if let Some((state, cap)) = &resume {
+        if state.run_id != run_id || state.stage != stage.as_str() {
+            return Err(StateError::Foreign(format!(
+                "{} {}, not {run_id} {stage}",
+                state.run_id, state.stage
+            )));
+        }
+        admit_against(plan, state)?;
+        let limits = ChainLimits::of(plan, budget, *cap).ok_or(StateError::NoWatch)?;
+        limits.admit(state, now_ms)?;
+    }
+    let resume = resume.map(|(state, _)| state);
     let started_ms = resume.as_ref().map_or(now_ms, |state| state.started_ms);
     // The watch's start on this process's clock: runs keep their schedule across invocations.
     let started = start
@@ -175,23 +345,23 @@ pub(crate) async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
 
-    // Every repeating check watches in its own task, from where the state left it.
-    let mut tasks = Vec::new();
+    // Every repeating check watches in its own task, from where the state left it. The set
+    // aborts them all if this function returns early or is itself aborted.
+    let mut tasks = JoinSet::new();
+    let mut task_names = HashMap::new();
     for check in &plan.checks {
         let Some(repeat) = check.repeat.clone() else {
             continue;
         };
         let state = match carried.iter().position(|s| s.name == check.name) {
             Some(index) => carried.swap_remove(index),
-            None if done.is_some() => {
-                return Err(StateError::Mismatch(check.name.clone()));
-            }
             None => RepeatState::new(&check.name, &repeat),
         };
         let watching = Watching {
             check: check.clone(),
             repeat,
             ctx: Arc::clone(&ctx),
+            runner: Arc::clone(&runner),
             started,
             started_ms,
             end,
@@ -199,10 +369,8 @@ pub(crate) async fn run(
             stop: stop_rx.clone(),
             stop_all: Arc::clone(&stop_tx),
         };
-        tasks.push(tokio::spawn(watching.run(state)));
-    }
-    if let Some(stray) = carried.first() {
-        return Err(StateError::Mismatch(stray.name.clone()));
+        let handle = tasks.spawn(watching.run(state));
+        task_names.insert(handle.id(), check.name.clone());
     }
 
     // Single checks run in the first invocation only; a required one failing ends the watch.
@@ -218,11 +386,12 @@ pub(crate) async fn run(
                 .map(|check| {
                     let check = (*check).clone();
                     let ctx = Arc::clone(&ctx);
+                    let runner = Arc::clone(&runner);
                     Job {
                         name: check.name.clone(),
                         kind: check.kind.label(),
                         required: check.required,
-                        work: Box::pin(async move { check.run(ctx, end).await }),
+                        work: Box::pin(async move { runner(&check, ctx, end).await }),
                     }
                 })
                 .collect();
@@ -235,14 +404,34 @@ pub(crate) async fn run(
     };
 
     let mut repeats = Vec::new();
-    for task in tasks {
-        match task.await {
-            Ok(state) => repeats.push(state),
-            // A panic inside a run is caught by the check runner; this is the task itself.
+    while let Some(joined) = tasks.join_next_with_id().await {
+        match joined {
+            Ok((_, state)) => repeats.push(state),
+            // Each run has its own panic boundary; this is the watch's bookkeeping failing. The
+            // check ends as an error with a fixed text, and its siblings stop.
             Err(err) => {
-                return Err(StateError::Unreadable(format!(
-                    "a repeating check's task ended abnormally: {err}"
-                )));
+                let _ = stop_tx.send(true);
+                let Some(name) = task_names.get(&err.id()) else {
+                    continue;
+                };
+                let Some(check) = plan.checks.iter().find(|c| &c.name == name) else {
+                    continue;
+                };
+                let Some(repeat) = &check.repeat else {
+                    continue;
+                };
+                let mut state = RepeatState::new(name, repeat);
+                state.ended = Some("error".to_owned());
+                push_recent(
+                    &mut state.figures,
+                    RunRecord {
+                        index: 0,
+                        at: crate::outcome::rfc3339(SystemTime::now()),
+                        outcome: "error".to_owned(),
+                        message: PANICKED.to_owned(),
+                    },
+                );
+                repeats.push(state);
             }
         }
     }
@@ -317,6 +506,7 @@ struct Watching {
     check: PlannedCheck,
     repeat: RepeatSpec,
     ctx: Arc<RunContext>,
+    runner: Runner,
     started: Instant,
     started_ms: u64,
     end: Instant,
@@ -366,7 +556,9 @@ impl Watching {
             }
             return state;
         }
-        while state.ended.is_none() && state.figures.runs < state.figures.planned {
+        // The config's figures, never the state's own: they were matched at admission.
+        let planned = self.repeat.runs();
+        while state.ended.is_none() && state.figures.runs < planned {
             if *self.stop.borrow() {
                 break;
             }
@@ -387,14 +579,19 @@ impl Watching {
                 ..(*self.ctx).clone()
             });
             let began = Instant::now();
+            // The same panic boundary as a single check's, with the same fixed text.
+            let run = AssertUnwindSafe((self.runner)(&self.check, ctx, self.end)).catch_unwind();
             let ran = tokio::select! {
-                (ran, _attempts) = self.check.run(ctx, self.end) => ran,
+                caught = run => match caught {
+                    Ok((ran, _attempts)) => ran,
+                    Err(_) => Ran::from(Outcome::error(PANICKED)),
+                },
                 () = stopped(&mut self.stop) => break,
             };
             state.busy_ms += u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.count(&mut state, index, at, &ran);
         }
-        if state.ended.is_none() && state.figures.runs >= state.figures.planned {
+        if state.ended.is_none() && state.figures.runs >= planned {
             state.ended = Some("passed".to_owned());
         }
         state
@@ -438,7 +635,7 @@ impl Watching {
                 message: quote(&self.ctx.redactor, &message),
             },
         );
-        let failed = figures.failed > figures.failure_limit;
+        let failed = figures.failed > self.repeat.failure_limit;
         let errored = state.errors_in_row >= self.repeat.error_limit;
         if failed || errored {
             state.ended = Some(if failed { "failed" } else { "error" }.to_owned());
@@ -620,6 +817,230 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use crate::plan::Plans;
+    use crate::template::Vars;
+
+    const TWO_WATCHES: &str = r#"
+targets: { test: { url: "http://127.0.0.1:9" } }
+stages:
+  AfterAllowTraffic:
+    checks:
+      - { name: first, http: { target: test, path: /a }, repeat: { every: 1s, for: 10s } }
+      - { name: second, http: { target: test, path: /b }, repeat: { every: 1s, for: 10s } }
+"#;
+
+    fn plan(text: &str) -> Plan {
+        let config = crate::Config::parse(text).unwrap();
+        let targets = crate::suite::build_targets(&config).unwrap();
+        let plans = Plans::build(&config, &targets).unwrap();
+        plans.get(Stage::AfterAllowTraffic).unwrap().clone()
+    }
+
+    fn ctx() -> Arc<RunContext> {
+        Arc::new(RunContext {
+            vars: Vars::new("gl-1", "d-1", "AfterAllowTraffic", &Default::default()),
+            redactor: crate::redact::Redactor::default(),
+            aws: Arc::new(crate::aws::Aws::new()),
+            progress: None,
+        })
+    }
+
+    /// A runner that counts its runs and answers `passed`, or panics on the runs `panics_on`
+    /// names (with a message that must never reach a report).
+    fn counting(calls: Arc<AtomicU32>, panics_on: Option<u32>) -> Runner {
+        Arc::new(move |_check, _ctx, _end| {
+            let calls = Arc::clone(&calls);
+            Box::pin(async move {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if Some(n) == panics_on {
+                    panic!("secret sk_live_PANIC in a panic message");
+                }
+                (Ran::from(Outcome::Passed), 1)
+            })
+        })
+    }
+
+    fn state_for(plan: &Plan, names: &[&str], seq: u32, started_ms: u64) -> WatchState {
+        WatchState {
+            v: STATE_VERSION,
+            run_id: "gl-1".to_owned(),
+            stage: "AfterAllowTraffic".to_owned(),
+            seq,
+            started_ms,
+            done: Vec::new(),
+            repeats: names
+                .iter()
+                .map(|name| {
+                    let check = plan.checks.iter().find(|c| c.name == *name).unwrap();
+                    RepeatState::new(name, check.repeat.as_ref().unwrap())
+                })
+                .collect(),
+        }
+    }
+
+    fn now_ms() -> u64 {
+        crate::budget::epoch_ms(SystemTime::now())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_state_that_does_not_match_the_config_runs_nothing_then_or_later() {
+        let plan = plan(TWO_WATCHES);
+        let calls = Arc::new(AtomicU32::new(0));
+        // The config now watches two checks; the state knows one (a config changed mid-watch).
+        let state = state_for(&plan, &["first"], 1, now_ms());
+        let step = run_with(
+            &plan,
+            ctx(),
+            Duration::from_secs(60),
+            Some((state, None)),
+            "gl-1",
+            Stage::AfterAllowTraffic,
+            counting(Arc::clone(&calls), None),
+        )
+        .await;
+        assert!(matches!(step, Err(StateError::Mismatch(_))), "{step:?}");
+        // Long after the answer, nothing the call started has run.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+        // The same with figures the config does not say (a state claiming more runs).
+        let mut state = state_for(&plan, &["first", "second"], 1, now_ms());
+        state.repeats[0].figures.planned = u32::MAX;
+        let step = run_with(
+            &plan,
+            ctx(),
+            Duration::from_secs(60),
+            Some((state, None)),
+            "gl-1",
+            Stage::AfterAllowTraffic,
+            counting(Arc::clone(&calls), None),
+        )
+        .await;
+        assert!(matches!(step, Err(StateError::Mismatch(_))), "{step:?}");
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endless_or_stale_chain_is_refused() {
+        let plan = plan(TWO_WATCHES);
+        let calls = Arc::new(AtomicU32::new(0));
+        let run = |state: WatchState, cap: Option<Duration>| {
+            let plan = plan.clone();
+            let calls = Arc::clone(&calls);
+            async move {
+                run_with(
+                    &plan,
+                    ctx(),
+                    Duration::from_secs(30),
+                    Some((state, cap)),
+                    "gl-1",
+                    Stage::AfterAllowTraffic,
+                    counting(calls, None),
+                )
+                .await
+            }
+        };
+        let three_days = 3 * 24 * 3600 * 1000;
+        let stale = state_for(&plan, &["first", "second"], 1, now_ms() - three_days);
+        let step = run(stale, None).await;
+        assert!(
+            matches!(&step, Err(StateError::Unbounded(why)) if why.contains("started 3days ago")),
+            "{step:?}"
+        );
+        let hops = state_for(&plan, &["first", "second"], 4_000_000, now_ms());
+        let step = run(hops, None).await;
+        assert!(
+            matches!(&step, Err(StateError::Unbounded(why)) if why.contains("handed on 4000000 times")),
+            "{step:?}"
+        );
+        let future = state_for(&plan, &["first", "second"], 1, now_ms() + 3_600_000);
+        assert!(matches!(
+            run(future, None).await,
+            Err(StateError::Unbounded(_))
+        ));
+        // CodeDeploy's hour caps a chain whatever `for` says.
+        let limits = ChainLimits::of(
+            &plan,
+            Duration::from_secs(30),
+            Some(Duration::from_secs(3600)),
+        )
+        .unwrap();
+        assert_eq!(limits.max_age, Duration::from_secs(10) + CHAIN_SLACK);
+        assert_eq!(limits.max_hops, 11 + 11 + 31 + 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_state_for_a_stage_with_nothing_repeating_is_refused() {
+        let plan = plan(
+            "targets: { test: { url: \"http://127.0.0.1:9\" } }\nstages: { AfterAllowTraffic: { checks: [ { name: once, http: { target: test, path: / } } ] } }",
+        );
+        let calls = Arc::new(AtomicU32::new(0));
+        let mut state = state_for(&plan, &[], 1, now_ms());
+        state.done.push(DoneCheck {
+            name: "once".to_owned(),
+            outcome: "passed".to_owned(),
+            message: "ok".to_owned(),
+        });
+        let step = run_with(
+            &plan,
+            ctx(),
+            Duration::from_secs(30),
+            Some((state, None)),
+            "gl-1",
+            Stage::AfterAllowTraffic,
+            counting(Arc::clone(&calls), None),
+        )
+        .await;
+        assert!(matches!(step, Err(StateError::NoWatch)), "{step:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_repeated_run_is_an_error_with_a_fixed_text_and_siblings_report() {
+        let plan = plan(TWO_WATCHES);
+        let calls = Arc::new(AtomicU32::new(0));
+        let step = run_with(
+            &plan,
+            ctx(),
+            Duration::from_secs(600),
+            None,
+            "gl-1",
+            Stage::AfterAllowTraffic,
+            // The third run overall panics: one of the two checks, on its second run.
+            counting(Arc::clone(&calls), Some(2)),
+        )
+        .await;
+        let Ok(WatchStep::Done(results)) = step else {
+            panic!("decided: {step:?}")
+        };
+        assert_eq!(results.len(), 2, "every check's result is kept");
+        // The panicking run counts as one run that could not run, with the fixed text; the
+        // check goes on (error_limit 3) and so does its sibling.
+        let recent: Vec<&RunRecord> = results
+            .iter()
+            .filter_map(|r| r.repeat.as_ref())
+            .flat_map(|f| f.recent.iter())
+            .filter(|run| run.outcome == "error")
+            .collect();
+        assert_eq!(recent.len(), 1, "{results:#?}");
+        assert_eq!(recent[0].message, PANICKED);
+        let text = format!("{results:?}");
+        assert!(!text.contains("sk_live_PANIC"), "{text}");
+        assert!(!text.contains("does not parse"), "{text}");
+        assert!(
+            results.iter().all(|r| r.outcome.is_passed()),
+            "{results:#?}"
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            22,
+            "every planned run of both checks"
+        );
+    }
 
     #[test]
     fn the_state_stays_small_however_long_the_watch() {

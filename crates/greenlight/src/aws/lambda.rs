@@ -23,12 +23,14 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
 impl Aws {
     /// Queue an asynchronous invocation of `function` (name or ARN, at `qualifier` when given)
-    /// with `payload`.
+    /// with `payload`. `trace_id` is the invoking invocation's `X-Amzn-Trace-Id`: carried on,
+    /// X-Ray shows the chain's lineage and Lambda's recursive-loop detection can count it.
     pub async fn invoke_async(
         &self,
         function: &str,
         qualifier: Option<&str>,
         payload: &serde_json::Value,
+        trace_id: Option<&str>,
     ) -> Result<(), AwsReadError> {
         let what = format!("an asynchronous invocation of {function}");
         let body = payload.to_string();
@@ -41,10 +43,16 @@ impl Aws {
                 fix: "watch fewer checks in one stage".to_owned(),
             });
         }
-        let headers = vec![
+        let mut headers = vec![
             ("content-type", "application/json".to_owned()),
             ("x-amz-invocation-type", "Event".to_owned()),
         ];
+        // Only a well-formed header value: the id comes from the runtime, not from a payload.
+        if let Some(trace_id) = trace_id.filter(|id| {
+            !id.is_empty() && id.len() <= 256 && id.bytes().all(|b| b.is_ascii_graphic())
+        }) {
+            headers.push(("x-amzn-trace-id", trace_id.to_owned()));
+        }
         let path = format!(
             "2015-03-31/functions/{}/invocations",
             percent_encoding::utf8_percent_encode(function, PATH_SEGMENT)

@@ -16,10 +16,11 @@ pub(crate) fn response(report: &StageReport) -> Value {
 }
 
 /// `IN_PROGRESS`: ECS calls again after `callBackDelay` seconds (when the next run is due,
-/// at least 1), handing back `hookDetails` with the watch's state.
+/// at least 1), handing back `hookDetails` with the watch's state, `sealed` (see `seal`).
 pub(crate) fn in_progress(
     report: &StageReport,
     state: &crate::watch::WatchState,
+    sealed: Value,
     wait: std::time::Duration,
 ) -> Value {
     let delay = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -27,7 +28,7 @@ pub(crate) fn in_progress(
         "hookStatus": "IN_PROGRESS",
         "callBackDelay": delay.max(1),
         "hookDetails": {
-            crate::event::WATCH_KEY: state.to_value(),
+            crate::event::WATCH_KEY: sealed,
             "greenlightSummary": crate::report::log::watch_summary(report, state),
         },
     })
