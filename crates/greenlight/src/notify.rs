@@ -3,6 +3,11 @@
 //! which checks failed with what was expected and what came, the deployment id, and a link to
 //! the log stream.
 //!
+//! What it quotes (check names, messages, ids) is text, never markup: SNS gets plain text,
+//! each value kept on its line; the webhook gets the same words with Slack's control characters
+//! escaped, so a green answering `<!channel>` or `<https://evil.example|AWS console>` pings no one and links
+//! nowhere; the one link is greenlight's own, to the log stream.
+//!
 //! A notification never changes the verdict and never holds up the CodeDeploy report: the
 //! hooks send it after reporting (an ECS hook before answering, inside the report reserve),
 //! within [`NOTIFY_BUDGET`], one retry included; a failure is logged and that is all.
@@ -26,11 +31,20 @@ const ATTEMPTS: u32 = 2;
 pub struct Message {
     /// A short line (SNS's subject: at most 100 printable ASCII characters).
     pub subject: String,
-    /// The whole message.
+    /// The whole message as plain text, for SNS (email, SMS).
     pub text: String,
+    /// The same message for a Slack-compatible webhook: every quoted value with Slack's
+    /// control characters escaped, so text from green can neither mention anyone nor make a
+    /// link; greenlight's own log link stays a link.
+    pub slack: String,
 }
 
 /// Compose the message for a finished stage.
+///
+/// Everything but greenlight's own fixed words is a quoted value (stage, deployment and run
+/// ids, errors, check names and messages: text from the config, from green or from AWS). Each
+/// stays on its own line (a value cannot start a line that looks like greenlight's) and, for
+/// Slack, has `&`, `<` and `>` escaped as Slack documents.
 pub fn compose(report: &StageReport, log_link: Option<&str>) -> Message {
     let deployment = report.deployment_id.as_deref().unwrap_or("(no deployment)");
     let subject: String = format!(
@@ -48,28 +62,92 @@ pub fn compose(report: &StageReport, log_link: Option<&str>) -> Message {
     })
     .take(100)
     .collect();
+    let mut text = body(report, deployment, one_line);
+    let mut slack = body(report, deployment, |value| slack_escape(&one_line(value)));
+    if let Some(url) = log_link {
+        text.push_str(&format!("\nLog: {}", one_line(url)));
+        slack.push_str(&format!(
+            "\nLog: {}",
+            slack_link(url, "CloudWatch log stream")
+        ));
+    }
+    Message {
+        subject,
+        text,
+        slack,
+    }
+}
+
+/// The message's lines (without the log link), each quoted value passed through `value`.
+fn body(report: &StageReport, deployment: &str, value: impl Fn(&str) -> String) -> String {
     let mark = match report.verdict {
         Verdict::Passed => "PASSED",
         Verdict::Failed => "FAILED",
     };
     let mut text = format!(
-        "{mark}: {} {} for deployment {deployment} (run {}): {}",
-        report.stage,
+        "{mark}: {} {} for deployment {} (run {}): {}",
+        value(report.stage.as_str()),
         report.verdict.as_str(),
-        report.run_id,
+        value(deployment),
+        value(&report.run_id),
         report.counts()
     );
     for error in &report.errors {
-        text.push_str(&format!("\n- error: {error}"));
+        text.push_str(&format!("\n- error: {}", value(error)));
     }
     for check in report.checks.iter().filter(|c| !c.outcome.is_passed()) {
         let optional = if check.required { "" } else { " (optional)" };
-        text.push_str(&format!("\n- {}{optional}: {}", check.name, check.message));
+        text.push_str(&format!(
+            "\n- {}{optional}: {}",
+            value(&check.name),
+            value(&check.message)
+        ));
     }
-    if let Some(link) = log_link {
-        text.push_str(&format!("\nLog: {link}"));
+    text
+}
+
+/// A value on one line: line breaks and tabs become spaces, other control characters and the
+/// bidirectional overrides (which can make text read other than it is) become U+FFFD.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
+            c if c.is_control() => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
+/// Text for a Slack message: `&`, `<` and `>` are Slack's control characters (a `<` starts a
+/// link or a mention such as `<!channel>`), escaped as HTML entities the way Slack documents;
+/// nothing else is entity-encoded (Slack would show it as typed).
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
     }
-    Message { subject, text }
+    out
+}
+
+/// A Slack link `<url|label>` to a page greenlight built, when the URL is an https URL of
+/// plain printable ASCII without `<`, `>`, `|` or `&` (nothing in it can end the link, start
+/// another one or change its label); anything else is shown as escaped text, never a link.
+fn slack_link(url: &str, label: &str) -> String {
+    let safe = url.starts_with("https://")
+        && url
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '|' | '&'));
+    if safe {
+        format!("<{url}|{}>", slack_escape(label))
+    } else {
+        slack_escape(&one_line(url))
+    }
 }
 
 /// The CloudWatch console link to this invocation's log stream, from Lambda's environment.
@@ -77,6 +155,20 @@ pub fn log_link() -> Option<String> {
     let group = std::env::var("AWS_LAMBDA_LOG_GROUP_NAME").ok()?;
     let stream = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").ok()?;
     let region = std::env::var("AWS_REGION").ok()?;
+    console_link(&region, &group, &stream)
+}
+
+/// The console's link to a log stream. Group and stream are each one encoded component, so no
+/// character of theirs (`|`, `>`, `&`, `#`, `/`…) survives as itself; a region that is not a
+/// plain host label (`us-east-1`) would change the host: no link then.
+fn console_link(region: &str, group: &str, stream: &str) -> Option<String> {
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return None;
+    }
     // The console's fragment is encodeURIComponent's, encoded again with `$` for `%`.
     const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
@@ -95,8 +187,8 @@ pub fn log_link() -> Option<String> {
     };
     Some(format!(
         "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{}/log-events/{}",
-        encode(&group),
-        encode(&stream)
+        encode(group),
+        encode(stream)
     ))
 }
 
@@ -136,7 +228,7 @@ pub(crate) async fn send(
         Some((
             "webhook",
             retry(deadline, || async {
-                post_webhook(aws, url, &message.text).await
+                post_webhook(aws, url, &message.slack).await
             })
             .await,
         ))
@@ -235,5 +327,147 @@ mod tests {
         );
         assert!(message.text.ends_with("\nLog: https://console/log"));
         assert!(!message.text.contains("health"));
+    }
+
+    /// What a hostile green answers: a mention of the whole channel and a disguised link.
+    const MARKUP: &str = "<!channel> approve here: <https://evil.example|AWS console> & Q&A";
+
+    fn hostile_report() -> StageReport {
+        StageReport::new(
+            Stage::AfterAllowTestTraffic,
+            "gl-<@U0ADMIN>".into(),
+            vec![CheckResult::new(
+                "pay <!here>",
+                "http",
+                true,
+                Outcome::mismatch("json /version", "\"v9\"", format!("\"{MARKUP}\"")),
+                Duration::ZERO,
+                1,
+            )],
+            vec!["config <b>&</b>".into()],
+            Vec::new(),
+            Duration::ZERO,
+        )
+        .for_deployment("d-<!everyone>")
+    }
+
+    /// The `<` that start a Slack mention or link, anywhere in `text`.
+    fn markup_in(text: &str) -> Vec<&str> {
+        [
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "<@U0ADMIN>",
+            "<https://evil",
+            "<b>",
+        ]
+        .into_iter()
+        .filter(|m| text.contains(m))
+        .collect()
+    }
+
+    #[test]
+    fn a_slack_message_quotes_green_as_text_not_markup() {
+        let link = console_link("us-east-1", "/aws/lambda/hook", "2026/01/01/[$LATEST]ab").unwrap();
+        let message = compose(&hostile_report(), Some(&link));
+        let slack = &message.slack;
+        assert_eq!(markup_in(slack), Vec::<&str>::new(), "{slack}");
+        // Escaped once, Slack's way: shown as typed, nothing entity-encoded twice.
+        assert!(
+            slack.contains(
+                "&lt;!channel&gt; approve here: &lt;https://evil.example|AWS console&gt; &amp; Q&amp;A"
+            ),
+            "{slack}"
+        );
+        assert!(
+            !slack.contains("&amp;amp;") && !slack.contains("&amp;lt;"),
+            "{slack}"
+        );
+        assert!(
+            slack.contains("- pay &lt;!here&gt;: json /version"),
+            "{slack}"
+        );
+        assert!(
+            slack.contains("- error: config &lt;b&gt;&amp;&lt;/b&gt;"),
+            "{slack}"
+        );
+        assert!(
+            slack.contains("for deployment d-&lt;!everyone&gt; (run gl-&lt;@U0ADMIN&gt;)"),
+            "{slack}"
+        );
+        // The one link is greenlight's own, whole.
+        assert_eq!(slack.matches('<').count(), 1, "{slack}");
+        assert!(
+            slack.ends_with(&format!("\nLog: <{link}|CloudWatch log stream>")),
+            "{slack}"
+        );
+    }
+
+    #[test]
+    fn sns_gets_the_same_words_as_plain_text() {
+        let message = compose(&hostile_report(), Some("https://console/log"));
+        // Plain text (email, SMS) has no markup to escape: the words as green sent them.
+        assert!(message.text.contains(MARKUP), "{}", message.text);
+        assert!(!message.text.contains("&amp;") && !message.text.contains("&lt;"));
+        assert!(message.text.contains("- error: config <b>&</b>"));
+        assert!(message.text.ends_with("\nLog: https://console/log"));
+        assert!(message.subject.is_ascii() && message.subject.len() <= 100);
+    }
+
+    #[test]
+    fn a_quoted_value_cannot_start_a_line_of_its_own() {
+        let report = StageReport::new(
+            Stage::AfterAllowTraffic,
+            "gl-1".into(),
+            vec![CheckResult::new(
+                "smoke\nPASSED: AfterAllowTraffic passed",
+                "http",
+                true,
+                Outcome::error("got \"ok\r\n- all checks passed\u{202E}txt.exe\u{7}\""),
+                Duration::ZERO,
+                1,
+            )],
+            Vec::new(),
+            Vec::new(),
+            Duration::ZERO,
+        );
+        let message = compose(&report, None);
+        for text in [&message.text, &message.slack] {
+            assert_eq!(text.lines().count(), 2, "{text}");
+            assert!(text.starts_with("FAILED: "), "{text}");
+            assert!(
+                !text.contains('\u{202E}') && !text.contains('\u{7}'),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_log_link_stays_a_link_nothing_can_break_out_of() {
+        // Group and stream are encoded components: `|`, `>`, `&` and spaces do not survive.
+        let link = console_link("eu-west-1", "/g|x>y", "s <!channel>&|").unwrap();
+        assert!(!link.contains(['|', '<', '>', '&', ' ']), "{link}");
+        assert_eq!(
+            slack_link(&link, "CloudWatch log stream"),
+            format!("<{link}|CloudWatch log stream>")
+        );
+        // A region that is not a host label makes no link at all.
+        assert_eq!(console_link("us-east-1|evil", "g", "s"), None);
+        assert_eq!(console_link("evil.example/x", "g", "s"), None);
+        assert_eq!(console_link("", "g", "s"), None);
+        // A URL that could end the link or relabel it is shown as text, never linked.
+        for url in [
+            "https://evil.example|AWS console",
+            "https://a.example/>x",
+            "https://a.example/?a=1&b=<!channel>",
+            "http://plain.example/",
+            "javascript:alert(1)",
+        ] {
+            let shown = slack_link(url, "CloudWatch log stream");
+            assert!(
+                !shown.contains('<') && !shown.contains('>'),
+                "{url} -> {shown}"
+            );
+        }
     }
 }
