@@ -287,12 +287,17 @@ async fn missing_denied_and_wrongly_typed_sources_fail_with_the_fix() {
         assert!(invocation.ok, "{config}: {invocation:?}");
         let result = invocation.json();
         assert_eq!(result["status"], "Failed", "{config}: {result:#}");
-        let errors = result["report"]["errors"].to_string();
-        assert!(errors.contains(wanted), "{config}: {errors}");
+        // A config that cannot be read fails the stage; a secret that cannot be read fails the
+        // checks that use it (the stages that do not use it still run).
+        let said = format!(
+            "{}{}",
+            result["report"]["errors"], result["report"]["checks"]
+        );
+        assert!(said.contains(wanted), "{config}: {said}");
     }
     assert!(
         target.seen().is_empty(),
-        "nothing is checked with a broken config"
+        "nothing is sent without its config or its secret"
     );
     let calls = rig
         .codedeploy
@@ -881,7 +886,14 @@ stages:
 #[tokio::test]
 async fn a_verdict_goes_to_sns_and_the_webhook_after_the_report() {
     let rig = Rig::start(Store::default()).await;
-    let prod = Target::start(Behaviour::Healthy).await;
+    // Green answers with Slack markup: a mention of the whole channel and a disguised link.
+    let markup = "<!channel> approve here: <https://evil.example|AWS console> & Q&A";
+    let prod = Target::start(Behaviour::Json(
+        serde_json::json!({ "status": "ok", "version": markup })
+            .to_string()
+            .into(),
+    ))
+    .await;
     let slack = Target::start(Behaviour::Healthy).await;
     // The webhook's URL carries its credential: it must never be logged.
     let webhook = format!("{}/services/T000/B000/XyZwebhookToken", slack.url());
@@ -906,8 +918,11 @@ async fn a_verdict_goes_to_sns_and_the_webhook_after_the_report() {
     let (topic, subject, message) = &published[0];
     assert_eq!(topic, TOPIC);
     assert_eq!(subject, "greenlight: AfterAllowTraffic failed for d-AWS");
+    // Plain text for email and SMS: green's words as they came.
     assert!(
-        message.contains("- version: json /version: expected \"v9\", got \"v2\""),
+        message.contains(&format!(
+            "- version: json /version: expected \"v9\", got \"{markup}\""
+        )),
         "{message}"
     );
     assert!(message.contains("deployment d-AWS"), "{message}");
@@ -920,13 +935,44 @@ async fn a_verdict_goes_to_sns_and_the_webhook_after_the_report() {
         rig.signed_scopes()
             .contains(&("sns".to_owned(), "us-east-1".to_owned()))
     );
-    // The webhook got the same text as Slack's `text`.
+    // The webhook got the same words as Slack's `text`, green's markup escaped: no mention,
+    // no disguised link; the one link is greenlight's own, to the log stream.
     let posted = slack.seen();
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].path, "/services/T000/B000/XyZwebhookToken");
     let body: Value = serde_json::from_slice(&posted[0].body).unwrap();
-    assert_eq!(body["text"].as_str().unwrap(), message);
-    let logs = hook.logs();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        !text.contains("<!channel>") && !text.contains("<https://evil.example"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "got \"&lt;!channel&gt; approve here: &lt;https://evil.example|AWS console&gt; &amp; Q&amp;A\""
+        ),
+        "{text}"
+    );
+    let (words, link) = message.rsplit_once("\nLog: ").unwrap();
+    let escaped = words
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    assert_eq!(
+        text,
+        format!("{escaped}\nLog: <{link}|CloudWatch log stream>"),
+        "the same message, escaped for Slack"
+    );
+    // The log lines come through a pipe after the invocation's answer: wait for them (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let logs = hook.logs();
+        if logs.matches("verdict notification sent").count() >= 2
+            || std::time::Instant::now() > deadline
+        {
+            break logs;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         logs.matches("verdict notification sent").count(),
         2,
@@ -988,4 +1034,180 @@ async fn a_notification_that_fails_or_hangs_changes_nothing() {
     assert_eq!(result["status"], "Succeeded", "{result:#}");
     assert_eq!(hang.accepted(), accepted_before, "no webhook call");
     assert!(!hook.logs().contains("verdict notification"));
+}
+
+/// `checks` metric checks of green's 5xx against blue's over 10 minutes of minutes (at most
+/// 11 datapoints a side).
+fn five_xx_suite(checks: usize) -> String {
+    let check = |i: usize| {
+        format!(
+            r#"      - name: green 5xx no worse than blue {i}
+        metric:
+          namespace: AWS/ApplicationELB
+          metric_name: HTTPCode_Target_5XX_Count
+          dimensions: {{ LoadBalancer: "{{{{load_balancer}}}}", TargetGroup: "{{{{green_target_group}}}}" }}
+          stat: Sum
+          period: 60s
+          window: 10m
+          reduce: sum
+          max: 20
+          no_data: zero
+          baseline: {{ dimensions: {{ TargetGroup: "{{{{blue_target_group}}}}" }} }}
+          max_regression: 0.5
+"#
+        )
+    };
+    format!(
+        r#"
+deployment:
+  load_balancer: app/payments-alb/50dc6c495c0c9188
+  target_groups: [{BLUE_TG}, {GREEN_TG}]
+targets: {{ t: {{ url: "http://127.0.0.1:9" }} }}
+stages:
+  AfterAllowTraffic:
+    checks:
+{}"#,
+        (0..checks).map(check).collect::<String>()
+    )
+}
+
+/// The errors of a report's checks, which must all be errors.
+fn errors(result: &Value) -> Vec<String> {
+    result["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["outcome"], "error", "{c:#}");
+            c["error"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// A CloudWatch that answers GetMetricData with 20 pages as full of datapoints as a page may
+/// be (just under the 256 KB greenlight reads of one), for several checks at once, in a hook
+/// whose data segment is limited to 128 MiB as `MemorySize: 128` limits it: no side keeps
+/// more than its window holds, so the hook stops at the first page and reports, once.
+#[tokio::test]
+async fn a_128_mb_hook_answered_with_pages_full_of_datapoints_still_reports_once() {
+    const PAGES: usize = 20;
+    const PER_SIDE: usize = 9_500;
+    let page = |n: usize| {
+        let side = |id: &str| {
+            serde_json::json!({
+                "Id": id,
+                "Label": id,
+                "Timestamps": vec![1_795_000_000; PER_SIDE],
+                "Values": vec![0; PER_SIDE],
+                "StatusCode": "PartialData",
+            })
+        };
+        let mut body = serde_json::json!({
+            "MetricDataResults": [side("green"), side("blue")],
+            "Messages": [],
+        });
+        if n + 1 < PAGES {
+            body["NextToken"] = (n + 1).to_string().into();
+        }
+        body.to_string()
+    };
+    let pages: Vec<String> = (0..PAGES).map(page).collect();
+    assert!(
+        pages
+            .iter()
+            .all(|p| (240_000..256 * 1024).contains(&p.len())),
+        "{}",
+        pages[0].len()
+    );
+    let rig = Rig::start(Store {
+        metric_pages: pages,
+        ..Store::default()
+    })
+    .await;
+    rig.codedeploy
+        .deployment("d-AWS", "payments-b", "payments-a");
+    let config = five_xx_suite(4);
+    let codedeploy = rig.codedeploy.url();
+    let aws = rig.aws.env();
+    let mut env: Vec<(&str, &str)> = vec![
+        ("AWS_ENDPOINT_URL_CODEDEPLOY", codedeploy.as_str()),
+        ("GREENLIGHT_CONFIG", config.as_str()),
+    ];
+    env.extend(aws.iter().map(|(k, v)| (*k, v.as_str())));
+    let hook = rig
+        .emulator
+        .function_with_memory("after-allow-traffic", &env, 128 * 1024 * 1024);
+    let invocation = hook.invoke(EVENT).await;
+    assert!(invocation.ok, "{invocation:?}\n{}", hook.logs());
+    let result = invocation.json();
+    assert_eq!(result["status"], "Failed", "{result:#}\n{}", hook.logs());
+    let errors = errors(&result);
+    assert_eq!(errors.len(), 4, "{result:#}");
+    for error in &errors {
+        assert!(
+            error.contains("CloudWatch returned more datapoints than the window allows")
+                && error.contains("at most 11"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        rig.aws.store.lock().unwrap().metric_requests.len(),
+        4,
+        "one page a check: none past the one that overflowed"
+    );
+    rig.codedeploy
+        .wait_for_calls(1, Duration::from_secs(30))
+        .await;
+    assert_eq!(rig.codedeploy.calls().len(), 1, "exactly one report");
+}
+
+/// Blue's datapoints are each finite but add up to +inf: "green ≤ blue × 1.5" would let any
+/// green through. The check is an error (it could not judge), and the stage fails.
+#[tokio::test]
+async fn a_blue_baseline_that_adds_up_to_infinity_is_an_error_not_a_pass() {
+    let rig = Rig::start(Store::default()).await;
+    rig.codedeploy
+        .deployment("d-AWS", "payments-b", "payments-a");
+    rig.aws.store.lock().unwrap().metrics = metrics(&[
+        ("HTTPCode_Target_5XX_Count", GREEN_TG, &[3.0]),
+        ("HTTPCode_Target_5XX_Count", BLUE_TG, &[1.7e308, 1.7e308]),
+    ]);
+    let (result, logs) = run(&rig, &five_xx_suite(1)).await;
+    assert_eq!(result["status"], "Failed", "{result:#}\n{logs}");
+    let errors = errors(&result);
+    assert!(
+        errors[0].contains("the sum of blue's datapoints is not a finite number (inf)"),
+        "{errors:?}"
+    );
+    assert_eq!(rig.codedeploy.calls().len(), 1, "exactly one report");
+}
+
+/// A datapoint stamped in year 10000, which no RFC 3339 date can show: an error that says
+/// where it fell, never a panic.
+#[tokio::test]
+async fn a_datapoint_past_year_9999_is_an_error_never_a_panic() {
+    let page = serde_json::json!({
+        "MetricDataResults": [
+            {"Id": "green", "Timestamps": [253_402_300_800_u64], "Values": [1.0], "StatusCode": "Complete"},
+            {"Id": "blue", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
+        ],
+    });
+    let rig = Rig::start(Store {
+        metric_pages: vec![page.to_string()],
+        ..Store::default()
+    })
+    .await;
+    rig.codedeploy
+        .deployment("d-AWS", "payments-b", "payments-a");
+    let (result, logs) = run(&rig, &five_xx_suite(1)).await;
+    assert_eq!(result["status"], "Failed", "{result:#}\n{logs}");
+    let errors = errors(&result);
+    assert!(
+        errors[0].contains(
+            "a datapoint at 253402300800 s since 1970 (after 9999-12-31T23:59:59Z) is outside the window asked for"
+        ),
+        "{errors:?}"
+    );
+    assert!(!logs.to_lowercase().contains("panic"), "{logs}");
+    assert_eq!(rig.codedeploy.calls().len(), 1, "exactly one report");
 }

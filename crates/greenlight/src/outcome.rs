@@ -144,9 +144,20 @@ pub fn format_p(p: f64) -> String {
     }
 }
 
-/// A moment as RFC 3339, to the second.
+/// A moment as RFC 3339, to the second; a moment RFC 3339 cannot write (before 1970 or after
+/// 9999) says which side it falls on instead.
 pub(crate) fn rfc3339(at: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
+    use std::fmt::Write as _;
+    // humantime panics on a time before 1970 and fails from year 10000 on (which `to_string`
+    // turns into a panic): both come from numbers AWS or a peer sent, so neither may panic.
+    if at < std::time::UNIX_EPOCH {
+        return "before 1970-01-01T00:00:00Z".to_owned();
+    }
+    let mut text = String::new();
+    match write!(text, "{}", humantime::format_rfc3339_seconds(at)) {
+        Ok(()) => text,
+        Err(_) => "after 9999-12-31T23:59:59Z".to_owned(),
+    }
 }
 
 /// The latency figures of one side of a probe.

@@ -5,9 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::metric::RUN_TIMEOUT;
 use crate::aws::{AlarmState, Aws};
 use crate::config::{AlarmsSpec, InsufficientData};
 use crate::outcome::{Mismatch, Outcome};
+
+/// 10000-01-01T00:00:00Z, in seconds since 1970: the first moment RFC 3339 cannot write.
+const YEAR_10000: f64 = 253_402_300_800.0;
 
 /// A planned alarms check.
 #[derive(Debug, Clone)]
@@ -30,8 +34,23 @@ impl AlarmsCheck {
         }
     }
 
-    /// Read the alarms' states and judge them.
+    /// Read the alarms' states and judge them, within [`RUN_TIMEOUT`].
     pub(crate) async fn run(&self, aws: &Arc<Aws>) -> Outcome {
+        self.run_within(aws, RUN_TIMEOUT).await
+    }
+
+    async fn run_within(&self, aws: &Arc<Aws>, limit: Duration) -> Outcome {
+        match tokio::time::timeout(limit, self.read_and_judge(aws)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::error(format!(
+                "CloudWatch's alarm states did not all come within {}, the most an alarms check may take: \
+                 check the route to CloudWatch's API and its throttling, or name the alarms (or a narrower prefix)",
+                humantime::format_duration(limit)
+            )),
+        }
+    }
+
+    async fn read_and_judge(&self, aws: &Aws) -> Outcome {
         let mut states = Vec::new();
         if !self.names.is_empty() {
             match aws.describe_alarms(&self.names, None).await {
@@ -68,13 +87,14 @@ impl AlarmsCheck {
                 _ => true,
             };
             if fires {
+                // Since when is told, not judged: a time RFC 3339 cannot write (before 1970,
+                // from year 10000 on) is left out, and no conversion on the way can panic.
                 let since = alarm
                     .state_updated_timestamp
-                    .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-                    .map(|seconds| {
-                        let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds);
-                        format!(" since {}", humantime::format_rfc3339_seconds(at))
-                    })
+                    .filter(|seconds| (0.0..YEAR_10000).contains(seconds))
+                    .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+                    .and_then(|since| SystemTime::UNIX_EPOCH.checked_add(since))
+                    .map(|at| format!(" since {}", crate::outcome::rfc3339(at)))
                     .unwrap_or_default();
                 failures.push(Mismatch::new(
                     format!("alarm {}", alarm.alarm_name),
@@ -174,5 +194,53 @@ mod tests {
         };
         assert!(error.contains("payments-latnecy"), "{error}");
         assert_eq!(failures.len(), 1, "the firing alarm is still reported");
+    }
+
+    #[test]
+    fn a_since_when_no_date_can_show_is_left_out_never_a_panic() {
+        let c = check(&["a"], InsufficientData::Pass);
+        for seconds in [253_402_300_800.0, 1e300, -1.0, f64::NAN, f64::INFINITY] {
+            let mut firing = alarm("a", "ALARM");
+            firing.state_updated_timestamp = Some(seconds);
+            let Outcome::Failed { failures } = c.judge(&[firing]) else {
+                panic!("a firing alarm fails")
+            };
+            assert_eq!(failures[0].actual, "ALARM: a reason", "{seconds}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_stops_at_its_timeout_with_an_error_that_says_so() {
+        // A CloudWatch that answers every page slowly, with another page to come.
+        let (url, requests) = crate::aws::cloudwatch::fake::cloudwatch(Arc::new(|n, _| {
+            let page = serde_json::json!({"MetricAlarms": [], "NextToken": format!("{}", n + 1)});
+            (Duration::from_millis(100), page.to_string())
+        }))
+        .await;
+        let aws = Arc::new(Aws::for_tests(&url));
+        let started = std::time::Instant::now();
+        let outcome = AlarmsCheck {
+            names: Vec::new(),
+            prefix: Some("payments-".into()),
+            insufficient_data: InsufficientData::Pass,
+        }
+        .run_within(&aws, Duration::from_millis(450))
+        .await;
+        let Outcome::Error { error, .. } = outcome else {
+            panic!("a slow CloudWatch is an error: {outcome:?}")
+        };
+        assert!(
+            error.contains("did not all come within 450ms") && error.contains("narrower prefix"),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(requests.load(std::sync::atomic::Ordering::SeqCst) <= 5);
+        // The run's limit is the attempt time its worst case is planned with.
+        let kind = super::super::CheckKind::Alarms(check(&["a"], InsufficientData::Pass));
+        assert_eq!(kind.attempt_timeout(), RUN_TIMEOUT);
     }
 }
