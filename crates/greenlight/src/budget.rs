@@ -34,8 +34,14 @@ pub enum BudgetSource {
     Fallback {
         /// Why the deadline was not used.
         reason: &'static str,
+        /// Whether that is what a local runtime emulator sends (no deadline, or one in 1970 as
+        /// `cargo lambda watch` does): expected there, so not worth a warning.
+        emulator: bool,
     },
 }
+
+/// Deadlines before this (2001-09-09) are no real Lambda's: an emulator's placeholder.
+const PLACEHOLDER_BEFORE_MS: u64 = 1_000_000_000_000;
 
 impl Budget {
     /// A fixed budget (CLI).
@@ -44,6 +50,7 @@ impl Budget {
             checks,
             source: BudgetSource::Fallback {
                 reason: "no deadline (run outside Lambda)",
+                emulator: false,
             },
         }
     }
@@ -59,9 +66,10 @@ impl Budget {
         reserve: Duration,
         fallback: Duration,
     ) -> Self {
+        let emulator = deadline_ms < PLACEHOLDER_BEFORE_MS;
         let fall_back = |reason| Budget {
             checks: fallback,
-            source: BudgetSource::Fallback { reason },
+            source: BudgetSource::Fallback { reason, emulator },
         };
         if deadline_ms == 0 {
             return fall_back("the invocation has no deadline");
@@ -76,6 +84,21 @@ impl Budget {
                 checks: remaining.saturating_sub(reserve),
                 source: BudgetSource::Deadline { remaining },
             },
+        }
+    }
+}
+
+impl Budget {
+    /// Whether the deadline was an emulator's placeholder (see [`BudgetSource::Fallback`]).
+    pub fn is_emulator(&self) -> bool {
+        matches!(self.source, BudgetSource::Fallback { emulator: true, .. })
+    }
+
+    #[cfg(test)]
+    fn source_reason(&self) -> &'static str {
+        match self.source {
+            BudgetSource::Fallback { reason, .. } => reason,
+            BudgetSource::Deadline { .. } => "",
         }
     }
 }
@@ -105,8 +128,21 @@ mod tests {
         for deadline in [0, 600_000, now - 1, now + 3_600_000] {
             let b = Budget::from_deadline(deadline, at(now), RESERVE, FALLBACK);
             assert_eq!(b.checks, FALLBACK, "deadline {deadline}");
-            assert!(matches!(b.source, BudgetSource::Fallback { .. }));
+            let emulator = deadline < PLACEHOLDER_BEFORE_MS;
+            assert_eq!(
+                b.source,
+                BudgetSource::Fallback {
+                    reason: b.source_reason(),
+                    emulator
+                },
+                "deadline {deadline}"
+            );
         }
+        // What cargo lambda watch sends, and no deadline at all, are an emulator's; a deadline
+        // a second past is a real Lambda's, late.
+        assert!(Budget::from_deadline(600_000, at(now), RESERVE, FALLBACK).is_emulator());
+        assert!(Budget::from_deadline(0, at(now), RESERVE, FALLBACK).is_emulator());
+        assert!(!Budget::from_deadline(now - 1_000, at(now), RESERVE, FALLBACK).is_emulator());
     }
 
     #[test]

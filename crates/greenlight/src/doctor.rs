@@ -139,7 +139,7 @@ async fn secret(config: &Config, name: &str, aws: &Aws) -> (Finding, Option<Stri
     let subject = format!("secret {name}");
     let mut one = config.clone();
     one.secrets.retain(|key, _| key == name);
-    match crate::source::secrets(&one, aws).await {
+    match crate::source::secrets(&one, aws).await.all() {
         Ok(mut values) => (
             Finding::ok(subject, "readable and not empty"),
             values.remove(name),

@@ -517,7 +517,28 @@ impl<S: StatusSink> Hook<S> {
         let stage_end = Instant::now() + budget.checks;
         // Said before the checks start, so the log reads in the order things happened.
         let fallback_warning = match budget.source {
-            BudgetSource::Fallback { reason } => {
+            // A local emulator (cargo lambda watch sends 1970, or nothing): expected there, so
+            // said once per process at INFO, and not a warning in every report.
+            BudgetSource::Fallback {
+                reason,
+                emulator: true,
+            } => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    tracing::info!(
+                        stage = %self.stage,
+                        deadline_ms,
+                        budget_ms = u64::try_from(budget.checks.as_millis()).unwrap_or(u64::MAX),
+                        reason,
+                        "no real invocation deadline (a local emulator); the checks get defaults.budget"
+                    );
+                });
+                None
+            }
+            BudgetSource::Fallback {
+                reason,
+                emulator: false,
+            } => {
                 let warning = format!(
                     "{reason}; using defaults.budget of {} for the checks",
                     humantime::format_duration(budget.checks)
@@ -870,9 +891,16 @@ mod tests {
             ),
             FakeSink::default(),
         );
-        // What cargo lambda watch sends: 600000 ms after 1970.
+        // What cargo lambda watch sends, 600000 ms after 1970, is expected locally: no warning.
         let out = hook.handle(event(), 600_000).await.unwrap();
         assert_eq!(out["status"], "Succeeded");
+        assert!(
+            !out["report"]["warnings"].to_string().contains("deadline"),
+            "{out:#}"
+        );
+        // A real Lambda's deadline already past is worth one.
+        let late = crate::budget::epoch_ms(SystemTime::now()) - 1_000;
+        let out = hook.handle(event(), late).await.unwrap();
         let warnings = out["report"]["warnings"].to_string();
         assert!(
             warnings.contains("already past") && warnings.contains("defaults.budget"),

@@ -180,12 +180,51 @@ fn read_file(path: &std::path::Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(read_error)
 }
 
+/// The config's secrets as a cold start found them: the values it could read, and why each of
+/// the others could not be. A missing secret fails the stages whose checks use it (their
+/// templates say why), not the others.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// Name → value.
+    pub values: BTreeMap<String, String>,
+    /// Name → why it could not be read, with the fix.
+    pub missing: BTreeMap<String, ConfigError>,
+}
+
+impl Resolved {
+    /// Every secret, or the first one missing.
+    pub fn all(mut self) -> Result<BTreeMap<String, String>, ConfigError> {
+        match self.missing.pop_first() {
+            Some((_, err)) => Err(err),
+            None => Ok(self.values),
+        }
+    }
+}
+
 /// Resolve every secret of the config: environment, Secrets Manager, SSM SecureString. A
-/// missing or empty one is a config error, so the stage fails closed instead of sending an
-/// empty API key.
-pub async fn secrets(config: &Config, aws: &Aws) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut secrets = BTreeMap::new();
+/// missing or empty one is kept as missing, with why: a stage that uses it fails closed instead
+/// of sending an empty API key.
+pub async fn secrets(config: &Config, aws: &Aws) -> Resolved {
+    let mut resolved = Resolved::default();
     for (name, from) in &config.secrets {
+        match secret(name, from, aws).await {
+            Ok(value) => {
+                resolved.values.insert(name.clone(), value);
+            }
+            Err(err) => {
+                resolved.missing.insert(name.clone(), err);
+            }
+        }
+    }
+    resolved
+}
+
+async fn secret(
+    name: &str,
+    from: &crate::config::SecretSource,
+    aws: &Aws,
+) -> Result<String, ConfigError> {
+    {
         let value = match (&from.env, &from.secretsmanager, &from.ssm) {
             (Some(variable), _, _) => env_secret(name, variable)?,
             (_, Some(id), _) => aws.secret_string(id).await.map_err(|err| {
@@ -233,27 +272,34 @@ pub async fn secrets(config: &Config, aws: &Aws) -> Result<BTreeMap<String, Stri
                 "store the value, or point at the right source",
             ));
         }
-        secrets.insert(name.clone(), value);
+        Ok(value)
     }
-    Ok(secrets)
 }
 
 /// Resolve secrets that all come from the environment (tests; callers without AWS access). A
-/// secret read from AWS is an error here: use [`secrets`].
-pub(crate) fn env_secrets(config: &Config) -> Result<BTreeMap<String, String>, ConfigError> {
-    config
-        .secrets
-        .iter()
-        .map(|(name, from)| match &from.env {
-            Some(variable) => env_secret(name, variable).map(|value| (name.clone(), value)),
+/// secret read from AWS is missing here, with the fix: use [`secrets`].
+pub(crate) fn env_secrets(config: &Config) -> Resolved {
+    let mut resolved = Resolved::default();
+    for (name, from) in &config.secrets {
+        let value = match &from.env {
+            Some(variable) => env_secret(name, variable),
             None => Err(ConfigError::invalid(
                 format!("secrets.{name}"),
                 "(AWS source)",
                 "this secret is read from AWS, which this caller does not load",
                 "load the suite with Suite::load",
             )),
-        })
-        .collect()
+        };
+        match value {
+            Ok(value) => {
+                resolved.values.insert(name.clone(), value);
+            }
+            Err(err) => {
+                resolved.missing.insert(name.clone(), err);
+            }
+        }
+    }
+    resolved
 }
 
 /// A secret from an environment variable.

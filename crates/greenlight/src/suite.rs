@@ -33,6 +33,8 @@ pub struct Suite {
     targets: Arc<Targets>,
     plans: Arc<Plans>,
     secrets: Arc<BTreeMap<String, String>>,
+    /// Secrets the cold start could not read, and why: `{{secrets.NAME}}` fails with it.
+    missing: Arc<BTreeMap<String, String>>,
     redactor: Redactor,
     aws: Arc<Aws>,
     /// The stages with a check that uses `{{green_target_group}}` and the like.
@@ -56,15 +58,49 @@ impl Suite {
         source: Source,
         aws: &Arc<Aws>,
     ) -> Result<Suite, ConfigError> {
-        let secrets = crate::source::secrets(&config, aws).await?;
-        Suite::build(config, source, secrets, Arc::clone(aws))
+        let secrets = crate::source::secrets(&config, aws).await;
+        Suite::resolved(config, source, secrets, Arc::clone(aws))
     }
 
     /// Build a suite whose secrets all come from the environment (tests, and callers without
-    /// AWS access). A secret from AWS is an error here: use [`Suite::load`].
+    /// AWS access). A secret from AWS is missing here: use [`Suite::load`].
     pub fn new(config: Config, source: Source) -> Result<Suite, ConfigError> {
-        let secrets = crate::source::env_secrets(&config)?;
-        Suite::with_secrets(config, source, secrets)
+        let secrets = crate::source::env_secrets(&config);
+        Suite::resolved(config, source, secrets, Arc::new(Aws::new()))
+    }
+
+    /// A suite from the secrets a cold start could read. A missing one fails only the stages
+    /// whose checks use it (rendering `{{secrets.NAME}}` says why); a missing notification
+    /// webhook fails every stage, since every stage notifies.
+    fn resolved(
+        config: Config,
+        source: Source,
+        secrets: crate::source::Resolved,
+        aws: Arc<Aws>,
+    ) -> Result<Suite, ConfigError> {
+        let crate::source::Resolved {
+            values,
+            mut missing,
+        } = secrets;
+        if let Some(webhook) = config.notify.as_ref().and_then(|n| n.webhook_secret())
+            && let Some(err) = missing.remove(webhook)
+        {
+            return Err(err);
+        }
+        let mut suite = Suite::build(config, source, values, aws)?;
+        if !missing.is_empty() {
+            tracing::warn!(
+                secrets = ?missing.keys().collect::<Vec<_>>(),
+                "some secrets could not be read: the stages whose checks use them will fail"
+            );
+        }
+        suite.missing = Arc::new(
+            missing
+                .into_iter()
+                .map(|(name, err)| (name, err.to_string()))
+                .collect(),
+        );
+        Ok(suite)
     }
 
     /// Everything a cold start checks that needs no secret and no network: the clients (CA
@@ -100,6 +136,7 @@ impl Suite {
             targets: Arc::new(targets),
             plans: Arc::new(plans),
             secrets: Arc::new(secrets),
+            missing: Arc::new(BTreeMap::new()),
             redactor,
             aws,
             target_group_stages,
@@ -245,6 +282,9 @@ impl Suite {
         }
         let deployment_id = inputs.deployment_id.unwrap_or_else(|| "local".to_owned());
         let mut vars = Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets);
+        for (name, why) in self.missing.iter() {
+            vars.unknown(&format!("secrets.{name}"), why);
+        }
         match inputs.target_groups {
             Some(Ok(groups)) => {
                 vars.set("green_target_group", &groups.green);
@@ -446,4 +486,52 @@ fn target_group_stages(config: &Config) -> Vec<Stage> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_secret_fails_only_the_stages_that_use_it() {
+        let config = Config::parse(
+            r#"
+secrets: { api_key: { env: GREENLIGHT_TEST_SECRET_NEVER_SET } }
+targets: { test: { url: "http://127.0.0.1:9" } }
+stages:
+  AfterAllowTestTraffic:
+    checks:
+      - name: uses the key
+        http: { target: test, path: /v1, headers: { X-Api-Key: "{{secrets.api_key}}" } }
+  BeforeAllowTraffic:
+    checks: []
+"#,
+        )
+        .unwrap();
+        let suite = Suite::new(config, Source::Inline).unwrap();
+        let other = suite
+            .run_stage(
+                Stage::BeforeAllowTraffic,
+                Duration::from_secs(5),
+                "gl-1".into(),
+                None,
+            )
+            .await;
+        assert_eq!(other.verdict, crate::Verdict::Passed, "{other:#?}");
+        let using = suite
+            .run_stage(
+                Stage::AfterAllowTestTraffic,
+                Duration::from_secs(5),
+                "gl-1".into(),
+                None,
+            )
+            .await;
+        assert_eq!(using.verdict, crate::Verdict::Failed);
+        let message = &using.checks[0].message;
+        assert!(
+            message.contains("secrets.api_key")
+                && message.contains("GREENLIGHT_TEST_SECRET_NEVER_SET"),
+            "{message}"
+        );
+    }
 }

@@ -212,9 +212,13 @@ impl Vars {
     }
 
     fn has(&self, name: &str) -> bool {
-        self.captures.contains_key(name)
-            || self.values.contains_key(name)
-            || name.starts_with("secrets.")
+        if let Some(secret) = name.strip_prefix("secrets.") {
+            return self
+                .values
+                .get("secrets")
+                .is_some_and(|secrets| secrets.get_attr(secret).is_ok_and(|v| !v.is_undefined()));
+        }
+        self.captures.contains_key(name) || self.values.contains_key(name)
     }
 
     /// Render every string inside a JSON value.
