@@ -3,6 +3,7 @@
 #   make test     fmt check, clippy (warnings denied), build, every test
 #   make demo     local blue/green rehearsal: paysim blue/green, the three hooks, a good and a bad release
 #   make invoke   run one hook under cargo lambda watch and invoke it with a sample event
+#   make serve    start one hook under cargo lambda watch and print the invoke command to use
 #   make bench    performance benchmarks (release build, nginx, wrk, oha): see BENCHMARKS.md
 #   make tools    install cargo-lambda into the project venv (.venv, git-ignored)
 
@@ -18,7 +19,7 @@ JUNITPARSER := $(VENV)/.junitparser-$(JUNITPARSER_VERSION)
 # it needs a newer click than the SAM CLI pins.
 CHECK_JSONSCHEMA_VERSION := 0.39.0
 CHECK_JSONSCHEMA := $(VENV)/jsonschema/bin/check-jsonschema
-HOOK ?= after-allow-test-traffic
+HOOK ?=
 CONFIG ?= examples/local.yaml
 TARGET_MODE ?= healthy
 EVENT ?=
@@ -28,7 +29,7 @@ export FAULT
 # Never let the AWS SDK wait on the EC2 metadata service on a laptop or CI machine.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: test tools build fmt-check lint lint-templates demo invoke bench package clean
+.PHONY: test tools build fmt-check lint lint-templates demo invoke serve bench package clean
 
 test: tools fmt-check lint lint-templates build
 	cargo nextest run --workspace --locked --no-fail-fast
@@ -89,7 +90,10 @@ demo: tools build
 	scripts/demo.sh
 
 invoke: tools build
-	EVENT=$(EVENT) scripts/invoke.sh $(HOOK) $(CONFIG) $(TARGET_MODE)
+	EVENT=$(EVENT) scripts/invoke.sh "$(HOOK)" $(CONFIG) $(TARGET_MODE)
+
+serve: tools build
+	SERVE=1 EVENT=$(EVENT) scripts/invoke.sh "$(HOOK)" $(CONFIG) $(TARGET_MODE)
 
 # Release hooks and CLI, nginx and wrk (Debian), oha (crates.io, into target/bench-tools), boto3
 # for the Python floor; then one side-by-side run.

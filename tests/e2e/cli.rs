@@ -162,6 +162,37 @@ async fn what_cannot_run_exits_2_with_a_fix() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(wanted), "{args:?}: {stderr}");
     }
+    // A missing -c file names the flag the user gave, and says the OS's reason once.
+    let out = greenlight(
+        &[
+            "check",
+            "-c",
+            "/nonexistent.yaml",
+            "-s",
+            "AfterAllowTraffic",
+        ],
+        &[],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("-c/--config"), "{stderr}");
+    assert!(!stderr.contains("GREENLIGHT_CONFIG"), "{stderr}");
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+}
+
+/// A secret that cannot be read fails the stages that use it, and only those.
+#[tokio::test]
+async fn a_stage_needs_only_its_own_secrets() {
+    let config = config_file(
+        "secrets: { key: { env: GREENLIGHT_E2E_NEVER_SET } }\ntargets: { test: { url: http://127.0.0.1:9 } }\nstages:\n  AfterAllowTestTraffic: { checks: [ { name: keyed, http: { target: test, path: /, headers: { X-Api-Key: \"{{secrets.key}}\" } } } ] }\n  BeforeAllowTraffic: { checks: [] }\n",
+    );
+    let path = config.path().to_str().unwrap();
+    let out = greenlight(&["check", "-c", path, "-s", "BeforeAllowTraffic"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = greenlight(&["check", "-c", path, "-s", "AfterAllowTestTraffic"], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("GREENLIGHT_E2E_NEVER_SET"), "{stdout}");
 }
 
 #[tokio::test]
@@ -190,11 +221,13 @@ async fn validate_is_offline_and_needs_no_secret() {
     let out = greenlight(&["validate", "-c", path], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(target.seen().is_empty());
-    // Running the checks does need it, and says which variable to set.
+    // Running the checks that use it does need it: they fail closed, saying which variable to
+    // set, and nothing is sent.
     let out = greenlight(&["check", "-c", path, "-s", "AfterAllowTestTraffic"], &[]).await;
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("GREENLIGHT_TEST_UNSET_SECRET"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("GREENLIGHT_TEST_UNSET_SECRET"), "{stdout}");
+    assert!(target.seen().is_empty());
 }
 
 #[tokio::test]

@@ -540,10 +540,10 @@ async fn checks_of_a_stage_run_concurrently() {
     assert_eq!(gate.max_in_flight(), 5);
 }
 
-#[tokio::test]
-async fn make_invoke_runs_a_hook_end_to_end() {
+/// `scripts/invoke.sh` (what `make invoke` runs) with the shipped example pointed at a free
+/// port of this test's: its exit status and what it printed.
+async fn invoke_script(args: &[&str], mode: &str, event: Option<&str>) -> (bool, String) {
     use greenlight_e2e::lambda::{free_port, workspace_root};
-    // The shipped example, pointed at this test's own target port.
     let target_port = free_port();
     let example = std::fs::read_to_string(workspace_root().join("examples/local.yaml")).unwrap();
     assert!(example.contains("127.0.0.1:9902"));
@@ -553,25 +553,33 @@ async fn make_invoke_runs_a_hook_end_to_end() {
         example.replace("127.0.0.1:9902", &format!("127.0.0.1:{target_port}")),
     )
     .unwrap();
-    let output = tokio::process::Command::new(workspace_root().join("scripts/invoke.sh"))
-        .args([
-            "before-allow-traffic",
-            config.path().to_str().unwrap(),
-            "broken",
-        ])
+    let mut command = tokio::process::Command::new(workspace_root().join("scripts/invoke.sh"));
+    command
+        .args(args)
+        .args([config.path().to_str().unwrap(), mode])
         .env("WATCH_PORT", free_port().to_string())
         .env("CODEDEPLOY_PORT", free_port().to_string())
         .env("TARGET_PORT", target_port.to_string())
+        .env_remove("EVENT")
         .current_dir(workspace_root())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .kill_on_drop(true);
+    if let Some(event) = event {
+        command.env("EVENT", event);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
         .expect("scripts/invoke.sh took over 2 minutes")
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
-    // The local CodeDeploy printed the report it received, and the script summarised it.
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.success(), stdout)
+}
+
+#[tokio::test]
+async fn make_invoke_runs_a_hook_end_to_end_and_exits_by_its_verdict() {
+    let (ok, stdout) = invoke_script(&["before-allow-traffic"], "broken", None).await;
+    // The local CodeDeploy printed the report it received, the script summarised it, and
+    // exited non-zero: the hook reported Failed.
+    assert!(!ok, "a Failed report exits non-zero: {stdout}");
     assert!(stdout.contains("status=Failed -> 200 accepted"), "{stdout}");
     assert!(
         stdout.contains("[result] CodeDeploy status: Failed"),
@@ -579,6 +587,50 @@ async fn make_invoke_runs_a_hook_end_to_end() {
     );
     assert!(
         stdout.contains("green version: failed - status: expected any 2xx, got 500"),
+        "{stdout}"
+    );
+    // The command it shows is the one that works when copied (address and port included).
+    assert!(
+        stdout.contains("lambda invoke --invoke-address 127.0.0.1 --invoke-port"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn make_invoke_sends_ecs_samples_to_their_hook() {
+    // No hook named: the ECS sample's lifecycleStage picks it.
+    let (ok, stdout) = invoke_script(&[""], "healthy", Some("ecs-post-test-traffic-shift")).await;
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains("[hook] after-allow-test-traffic"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[result] ECS hookStatus: SUCCEEDED"),
+        "{stdout}"
+    );
+    let (ok, stdout) =
+        invoke_script(&[""], "broken", Some("ecs-pre-production-traffic-shift")).await;
+    assert!(!ok, "FAILED exits non-zero: {stdout}");
+    assert!(stdout.contains("[hook] before-allow-traffic"), "{stdout}");
+    assert!(
+        stdout.contains("[result] ECS hookStatus: FAILED"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn the_local_doctor_knows_it_is_local() {
+    let (ok, stdout) =
+        invoke_script(&["after-allow-test-traffic"], "healthy", Some("doctor")).await;
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("[doctor] all is well"), "{stdout}");
+    assert!(
+        stdout.contains("[doctor] ok  codedeploy: skipped: a local run"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[doctor] ok  permissions: skipped"),
         "{stdout}"
     );
 }

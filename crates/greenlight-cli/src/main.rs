@@ -384,7 +384,7 @@ impl Progress for TerminalProgress {
 
 async fn load(path: Option<PathBuf>, aws: &Aws) -> anyhow::Result<(Config, Source)> {
     let loaded = match path {
-        Some(path) => source::load_file(path, aws).await?,
+        Some(path) => source::load_file(path).await?,
         None => source::load_env(aws)
             .await
             .context("no --config given and GREENLIGHT_CONFIG did not provide one")?,

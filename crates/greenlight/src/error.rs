@@ -12,15 +12,16 @@ pub enum ConfigError {
          (see the README, section Config)"
     )]
     Missing,
-    /// `file:PATH` names a file that cannot be read.
-    #[error(
-        "cannot read the config file {path}: {source}; make GREENLIGHT_CONFIG=file:PATH name a readable file"
-    )]
+    /// The config file named cannot be read.
+    #[error("cannot read the config file {path}: {reason}; make {via} name a readable file")]
     Read {
         /// The file named.
         path: PathBuf,
-        /// Why reading failed.
-        source: std::io::Error,
+        /// Why reading failed, in the OS's words (said once: it is not a `source`, so error
+        /// chains do not repeat it).
+        reason: String,
+        /// How the user named it: `GREENLIGHT_CONFIG=file:PATH`, or the CLI's `-c/--config`.
+        via: &'static str,
     },
     /// The document does not parse, or a field has the wrong type or an unknown name.
     #[error("config error at `{path}`: {problem}")]

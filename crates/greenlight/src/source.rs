@@ -114,8 +114,18 @@ pub async fn load(setting: &str, aws: &Aws) -> Result<Loaded, ConfigError> {
 }
 
 /// Load a config file (the CLI's `--config`).
-pub async fn load_file(path: PathBuf, aws: &Aws) -> Result<Loaded, ConfigError> {
-    read(Source::File(path), None, aws).await
+pub async fn load_file(path: PathBuf) -> Result<Loaded, ConfigError> {
+    let text = read_file(&path, "-c/--config").map_err(|err| match err {
+        // The size error names GREENLIGHT_CONFIG; the CLI's user gave a flag.
+        ConfigError::Invalid { .. } => ConfigError::invalid(
+            "--config",
+            path.display(),
+            "the file is larger than any config could be",
+            "point -c/--config at the greenlight config itself",
+        ),
+        other => other,
+    })?;
+    parsed(Source::File(path), text, None)
 }
 
 /// Read the document from its source, parse and validate it.
@@ -124,7 +134,7 @@ async fn read(source: Source, inline: Option<&str>, aws: &Aws) -> Result<Loaded,
         |err: AwsReadError| ConfigError::invalid(CONFIG_ENV, &source, err.problem, err.fix);
     let (text, version) = match &source {
         Source::Inline => (inline.unwrap_or_default().to_owned(), None),
-        Source::File(path) => (read_file(path)?, None),
+        Source::File(path) => (read_file(path, "GREENLIGHT_CONFIG=file:PATH")?, None),
         Source::Ssm(name) => {
             let (value, _, version) = aws.ssm_parameter(name).await.map_err(from_aws)?;
             (value, Some(format!("ssm version {version}")))
@@ -148,6 +158,11 @@ async fn read(source: Source, inline: Option<&str>, aws: &Aws) -> Result<Loaded,
             (text, Some(format!("s3 {version}")))
         }
     };
+    parsed(source, text, version)
+}
+
+/// Parse and validate a config's text; its version is the source's, else a digest of the text.
+fn parsed(source: Source, text: String, version: Option<String>) -> Result<Loaded, ConfigError> {
     let version = version.unwrap_or_else(|| {
         let digest = sha2::Sha256::digest(text.as_bytes());
         let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
@@ -161,10 +176,11 @@ async fn read(source: Source, inline: Option<&str>, aws: &Aws) -> Result<Loaded,
 }
 
 /// A config file, refused unread when it is larger than any config could be.
-fn read_file(path: &std::path::Path) -> Result<String, ConfigError> {
-    let read_error = |source| ConfigError::Read {
+fn read_file(path: &std::path::Path, via: &'static str) -> Result<String, ConfigError> {
+    let read_error = |err: std::io::Error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        reason: err.to_string(),
+        via,
     };
     let size = std::fs::metadata(path).map_err(read_error)?.len();
     if size > MAX_CONFIG_BYTES as u64 {

@@ -230,6 +230,25 @@ fn nesting(text: &str) -> usize {
     deepest
 }
 
+/// YAML's word for a tab is "found character that cannot start any token": name it.
+fn tab_hint(text: &str, problem: String) -> String {
+    if !problem.contains("cannot start any token") {
+        return problem;
+    }
+    let tab = text.lines().enumerate().find_map(|(line, content)| {
+        content
+            .find('\t')
+            .map(|column| (line + 1, content[..column].chars().count() + 1))
+    });
+    match tab {
+        Some((line, column)) => format!(
+            "a tab at line {line} column {column}: YAML indents with spaces only, never tabs; \
+             replace the tab with spaces ({problem})"
+        ),
+        None => problem,
+    }
+}
+
 impl Config {
     /// Parse a YAML (or JSON, which is YAML) document and validate it.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -237,9 +256,10 @@ impl Config {
         let deserializer = serde_norway::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let path = err.path().to_string();
+            let problem = err.into_inner().to_string();
             ConfigError::Parse {
                 path,
-                problem: err.into_inner().to_string(),
+                problem: tab_hint(text, problem),
             }
         })?;
         config.validate()?;
@@ -395,6 +415,26 @@ pub fn json_schema() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rough_inputs_get_messages_that_say_what_and_where() {
+        // A tab is called a tab, with where it is.
+        let err = Config::parse("targets:\n\ttest: { url: http://127.0.0.1:9 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a tab at line 2 column 1") && err.contains("spaces"),
+            "{err}"
+        );
+        // A URL without a scheme is quoted, and the missing scheme named.
+        let err = Config::parse("targets: { test: { url: alb.example.com } }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"alb.example.com\"") && err.contains("no scheme"),
+            "{err}"
+        );
+    }
 
     /// The example from the README and issue #2, verbatim: it must keep working.
     pub(crate) const EXAMPLE: &str = r#"

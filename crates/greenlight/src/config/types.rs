@@ -84,8 +84,19 @@ impl<'de> Deserialize<'de> for TargetUrl {
         use serde::de::Error;
         let text = String::deserialize(deserializer)?;
         let url = Url::parse(text.trim()).map_err(|err| {
+            // The value is quoted unless it could hold a credential (user:password@host).
+            let quoted = if text.contains('@') {
+                "the URL".to_owned()
+            } else {
+                format!("URL {text:?}")
+            };
+            let hint = if matches!(err, url::ParseError::RelativeUrlWithoutBase) {
+                " (it has no scheme: write http:// or https:// before the host)"
+            } else {
+                ""
+            };
             D::Error::custom(format!(
-                "invalid URL ({err}): write an absolute URL such as https://alb.internal.example.com:8443"
+                "{quoted} is not valid ({err}){hint}: write an absolute URL such as https://alb.internal.example.com:8443"
             ))
         })?;
         if !url.username().is_empty() || url.password().is_some() {
