@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use greenlight::seal::{Binding, StateKey};
+use greenlight::hook::seal::{Binding, StateKey};
 use greenlight_e2e::aws::{FakeAws, Store};
 use greenlight_e2e::codedeploy::FakeCodeDeploy;
 use greenlight_e2e::lambda::{Emulator, Function, TEST_STATE_KEY};

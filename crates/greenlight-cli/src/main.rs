@@ -244,7 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .filter_map(|stage| {
                     let longest = config.longest_watch(stage)?;
-                    (longest > greenlight::config::watch::CODEDEPLOY_MAX_WATCH)
+                    (longest > greenlight::config::repeat::CODEDEPLOY_MAX_WATCH)
                         .then(|| format!("{stage} ({})", humantime::format_duration(longest)))
                 })
                 .collect();

@@ -13,9 +13,9 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 
 use crate::aws::Aws;
-use crate::client::{TargetClient, unbracket};
 use crate::config::Config;
 use crate::error::chain;
+use crate::transport::client::{TargetClient, unbracket};
 
 /// The deployment the CodeDeploy probe reports for: well-formed, never a real one, so the
 /// answer proves the API is reachable and the call is signed, and changes nothing.

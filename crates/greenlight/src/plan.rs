@@ -12,11 +12,11 @@ use crate::check::probe::{Judge, Limits, ProbeCheck};
 use crate::check::request::RequestTemplate;
 use crate::check::scenario::{ScenarioCheck, Step};
 use crate::check::{CheckKind, PlannedCheck};
-use crate::client::{TargetClient, Targets};
 use crate::config::checks::{DEFAULT_CONFIDENCE, DEFAULT_MIN_REGRESSION, DEFAULT_TOLERANCE};
 use crate::config::{CheckSpec, Config, HasRequest, KindSpec, ProbeSpec, StatusSpec};
 use crate::error::ConfigError;
 use crate::stage::Stage;
+use crate::transport::client::{TargetClient, Targets};
 
 /// What a stage will run.
 #[derive(Debug, Clone)]

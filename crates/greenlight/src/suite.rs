@@ -10,10 +10,10 @@ use tokio::time::Instant;
 
 use crate::aws::Aws;
 use crate::check::{Progress, RunContext};
-use crate::client::{BodyBudget, TargetSettings, Targets};
 use crate::config::Config;
 use crate::discovery::TargetGroups;
 use crate::error::ConfigError;
+use crate::executor::{WatchState, WatchStep};
 use crate::outcome::CheckResult;
 use crate::plan::Plans;
 use crate::redact::Redactor;
@@ -21,7 +21,7 @@ use crate::report::{SkippedCheck, StageReport};
 use crate::source::Source;
 use crate::stage::Stage;
 use crate::template::Vars;
-use crate::watch::{WatchState, WatchStep};
+use crate::transport::client::{BodyBudget, TargetSettings, Targets};
 
 /// A validated config, its HTTP clients, its plans and its redactor.
 #[derive(Clone)]
@@ -342,7 +342,7 @@ impl Suite {
             progress: self.progress.clone(),
         });
         let resume = inputs.resume.map(|state| (state, inputs.chain_cap));
-        let step = crate::watch::run(plan, ctx, budget, resume, &run_id, stage).await;
+        let step = crate::executor::run(plan, ctx, budget, resume, &run_id, stage).await;
         // The one place a stage's texts are scrubbed before they reach a report.
         let report = |checks: Vec<CheckResult>, errors: Vec<String>| {
             let checks = checks

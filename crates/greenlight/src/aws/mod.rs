@@ -14,6 +14,7 @@ pub(crate) mod ecs;
 pub(crate) mod endpoint;
 pub(crate) mod iam;
 pub(crate) mod lambda;
+pub(crate) mod sdk_http;
 pub(crate) mod sns;
 
 pub use self::cloudwatch::{AlarmState, Series};
@@ -42,11 +43,11 @@ pub struct Aws {
 }
 
 /// The SDK's config loader as greenlight uses it: the environment's settings, sending through
-/// the one reqwest stack ([`crate::sdk_http`]). SDK clients add their own retry and timeout
+/// the one reqwest stack ([`crate::aws::sdk_http`]). SDK clients add their own retry and timeout
 /// policy (the CodeDeploy status call does).
 pub fn sdk_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(crate::sdk_http::ReqwestHttpClient::shared())
+        .http_client(crate::aws::sdk_http::ReqwestHttpClient::shared())
 }
 
 /// Why a read from AWS failed, in words that say what to fix.
@@ -270,7 +271,7 @@ impl Aws {
     /// SDK's own calls.
     fn client(&self) -> Result<&reqwest::Client, Failure> {
         let built = self.client.get_or_init(|| {
-            crate::sdk_http::aws_client_builder()
+            crate::aws::sdk_http::aws_client_builder()
                 .connect_timeout(call::CONNECT_TIMEOUT)
                 .build()
                 .map_err(|err| crate::error::chain(&err))

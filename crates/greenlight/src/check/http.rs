@@ -5,11 +5,11 @@ use serde_json::Value;
 
 use crate::check::json;
 use crate::check::request::RequestTemplate;
-use crate::client::{Response, SendError, send};
 use crate::config::{CaptureFrom, Expect, OneOrMany};
 use crate::outcome::{Mismatch, Outcome};
 use crate::redact::{Redactor, is_sensitive_header};
 use crate::template::Vars;
+use crate::transport::client::{Response, SendError, send};
 
 /// How much of a body a failure message quotes.
 const SNIPPET_CHARS: usize = 200;

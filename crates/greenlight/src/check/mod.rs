@@ -69,9 +69,9 @@ pub(crate) struct PlannedCheck {
     /// What to do.
     pub kind: CheckKind,
     /// Run again and again over a window.
-    pub repeat: Option<crate::config::watch::RepeatSpec>,
+    pub repeat: Option<crate::config::repeat::RepeatSpec>,
     /// Run only at these traffic weights.
-    pub when: Option<crate::config::watch::WhenSpec>,
+    pub when: Option<crate::config::repeat::WhenSpec>,
 }
 
 /// The kinds of check.

@@ -17,8 +17,8 @@ use tokio::time::Instant;
 
 use crate::check::RunContext;
 use crate::check::request::RequestTemplate;
-use crate::conn::{Conn, Dialer};
 use crate::outcome::{LatencyStats, Mismatch, Outcome, ProbeStats, Ran};
+use crate::transport::conn::{Conn, Dialer};
 
 /// The most latency samples kept per side for the Mann-Whitney test.
 pub(crate) const MAX_SAMPLES: u64 = 10_000;

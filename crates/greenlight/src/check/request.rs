@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::Value;
 
-use crate::client::{Request, TargetClient};
 use crate::config::RequestFields;
 use crate::redact::is_sensitive_header;
 use crate::template::Vars;
+use crate::transport::client::{Request, TargetClient};
 
 /// A request as planned at cold start: every string still a template.
 #[derive(Debug, Clone)]

@@ -7,12 +7,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::metric::MetricSpec;
+use crate::config::repeat::{RepeatSpec, WhenSpec};
 use crate::config::request::{
     Expect, HasRequest, check_variables, request_spec, validate_expect, validate_request,
     validate_status, validate_target,
 };
 use crate::config::types::{CaptureFrom, Dur, StatusSpec};
-use crate::config::watch::{RepeatSpec, WhenSpec};
 use crate::error::ConfigError;
 
 /// The most requests one probe may send to each side.

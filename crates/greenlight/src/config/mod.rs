@@ -8,9 +8,9 @@
 pub mod checks;
 pub mod metric;
 pub mod notify;
+pub mod repeat;
 pub mod request;
 pub mod types;
-pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -388,7 +388,7 @@ impl Config {
             .flat_map(|_| metric::DEPLOYMENT_VARIABLES);
         ["run_id", "deployment_id", "stage"]
             .into_iter()
-            .chain(watch::WATCH_VARIABLES)
+            .chain(repeat::WATCH_VARIABLES)
             .chain(deployment)
             .map(str::to_owned)
             .chain(self.secrets.keys().map(|name| format!("secrets.{name}")))
@@ -880,18 +880,19 @@ stages:
         assert!(e.contains("AfterAllowTraffic"), "{e}");
     }
 
-    /// The README's reference tables state these defaults and limits; the values live beside
-    /// their specs. A change to either that leaves the other behind fails here.
+    /// The config reference (docs/config.md, which the README links) states these defaults and
+    /// limits in its tables; the values live beside their specs. A change to either that leaves
+    /// the other behind fails here.
     #[test]
     fn the_readme_reference_matches_the_defaults_and_limits() {
         use checks::*;
-        let readme = include_str!("../../../../README.md");
+        let page = include_str!("../../../../docs/config.md");
         let row = |field: &str| -> (String, String) {
             let cell = format!("| `{field}` |");
-            let line = readme
+            let line = page
                 .lines()
                 .find(|line| line.starts_with(&cell))
-                .unwrap_or_else(|| panic!("README has no reference row for `{field}`"));
+                .unwrap_or_else(|| panic!("docs/config.md has no reference row for `{field}`"));
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             (cells[2].trim_matches('`').to_owned(), cells[3].to_owned())
         };
@@ -951,7 +952,7 @@ stages:
             judge.contains(&format!("needs ≥ {MIN_JUDGE_SAMPLES} requests")),
             "{judge}"
         );
-        assert!(readme.contains(&format!(
+        assert!(page.contains(&format!(
             "at most {} latencies per side",
             thousands(crate::check::probe::MAX_SAMPLES)
         )));

@@ -19,7 +19,7 @@ pub(crate) fn response(report: &StageReport) -> Value {
 /// at least 1), handing back `hookDetails` with the watch's state, `sealed` (see `seal`).
 pub(crate) fn in_progress(
     report: &StageReport,
-    state: &crate::watch::WatchState,
+    state: &crate::executor::WatchState,
     sealed: Value,
     wait: std::time::Duration,
 ) -> Value {

@@ -109,7 +109,7 @@ pub(crate) fn emit(report: &StageReport) {
 /// One line for a watch that goes on in another invocation: where each repeating check stands.
 pub(crate) fn watching(
     report: &StageReport,
-    state: &crate::watch::WatchState,
+    state: &crate::executor::WatchState,
     wait: std::time::Duration,
 ) {
     tracing::info!(
@@ -123,7 +123,7 @@ pub(crate) fn watching(
 }
 
 /// `watching: green 5xx 3 of 29 runs (0 failed), …` for a person.
-pub(crate) fn watch_summary(report: &StageReport, state: &crate::watch::WatchState) -> String {
+pub(crate) fn watch_summary(report: &StageReport, state: &crate::executor::WatchState) -> String {
     let parts: Vec<String> = state
         .repeats
         .iter()

@@ -1,4 +1,6 @@
 //! The glue a hook binary calls: cold start once, then for every event parse, evaluate, report.
+//! The CodeDeploy path (`codedeploy`), the ECS path (`ecs`), a watch's hand-offs and what it
+//! believes of them (`continuation`, `seal`) each live in their own file.
 //!
 //! The order matters for the one-hour hang: the event's ids are read first (without them no
 //! report is possible, so a bad event is an invocation error), and from then on every path,
@@ -9,19 +11,27 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::budget::{Budget, BudgetSource};
 use crate::config::Defaults;
 use crate::error::{EventError, ReportError};
-use crate::event::{CodeDeployEvent, EcsEvent, HookEvent};
+use crate::event::HookEvent;
 use crate::redact::Redactor;
 use crate::report::StageReport;
 use crate::report::codedeploy::{CodeDeploySink, StatusSink};
-use crate::seal::{Binding, KeyError, SealError, StateKey};
 use crate::stage::Stage;
 use crate::suite::{StageInputs, StageRun, Suite};
+
+mod codedeploy;
+mod continuation;
+mod ecs;
+pub mod seal;
+
+use continuation::CODEDEPLOY_WAIT;
+pub use continuation::Continuation;
+use seal::{Binding, KeyError, StateKey};
 
 /// Extra time past the budget before the evaluation itself is abandoned. The runner already
 /// cuts checks off at the budget; this only guards against a bug outside the checks.
@@ -71,33 +81,6 @@ pub struct Invoked {
     pub deadline_ms: u64,
     /// The invocation's `X-Amzn-Trace-Id`, carried on to a watch's continuation.
     pub trace_id: Option<String>,
-}
-
-/// How a CodeDeploy hook reaches its own next invocation: this function, by name and version.
-pub struct Continuation {
-    /// AWS access (Lambda `Invoke`).
-    pub aws: Arc<crate::aws::Aws>,
-    /// `AWS_LAMBDA_FUNCTION_NAME`.
-    pub function: String,
-    /// `AWS_LAMBDA_FUNCTION_VERSION`, unless `$LATEST`.
-    pub qualifier: Option<String>,
-}
-
-impl Continuation {
-    /// This function, as Lambda's environment names it; `None` outside Lambda.
-    pub fn from_env(aws: Arc<crate::aws::Aws>) -> Option<Self> {
-        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-            .ok()
-            .filter(|name| !name.trim().is_empty())?;
-        let qualifier = std::env::var("AWS_LAMBDA_FUNCTION_VERSION")
-            .ok()
-            .filter(|version| !version.trim().is_empty() && version != "$LATEST");
-        Some(Continuation {
-            aws,
-            function,
-            qualifier,
-        })
-    }
 }
 
 impl<S: StatusSink> Hook<S> {
@@ -172,301 +155,9 @@ impl<S: StatusSink> Hook<S> {
             HookEvent::Ecs(event) => Ok(self.handle_ecs(event, deadline_ms).await),
         }
     }
+}
 
-    async fn handle_codedeploy(
-        &self,
-        event: CodeDeployEvent,
-        invoked: &Invoked,
-    ) -> Result<Value, HookError> {
-        let deadline_ms = invoked.deadline_ms;
-        tracing::info!(
-            stage = %self.stage,
-            deployment_id = %event.deployment_id,
-            lifecycle_event_hook_execution_id = %event.lifecycle_event_hook_execution_id,
-            run_id = %event.run_id(),
-            continuation = event.watch.is_some(),
-            "hook invoked by CodeDeploy"
-        );
-        let target_groups = match self.target_groups_needed() {
-            Some(spec) => Some(
-                self.sink
-                    .green_target_group(&event.deployment_id)
-                    .await
-                    .and_then(|green| crate::discovery::resolve(&spec, &green)),
-            ),
-            None => None,
-        };
-        // Why green's target group was not found reaches the log through the report, where it
-        // is scrubbed like every other text; it is not logged raw here.
-        let invocation = Invocation {
-            run_id: event.run_id(),
-            deployment_id: event.deployment_id.clone(),
-            execution_id: event.lifecycle_event_hook_execution_id.clone(),
-            deadline_ms,
-            target_groups,
-            green_weight: None,
-            watch: event.watch.clone(),
-            engine: Engine::CodeDeploy,
-        };
-        let report = match self.stage_run(invocation).await {
-            (StageRun::Decided(report), _) => report,
-            (
-                StageRun::Watching {
-                    report,
-                    state,
-                    wait,
-                },
-                stage_end,
-            ) => {
-                match self
-                    .hand_on(&event, state, wait, stage_end, invoked.trace_id.as_deref())
-                    .await
-                {
-                    Ok(seq) => {
-                        return Ok(json!({
-                            "status": "InProgress",
-                            "continuation": seq,
-                            "report": report,
-                        }));
-                    }
-                    // A deployment must never wait out the hour for a continuation that was
-                    // never sent: report Failed now.
-                    Err(why) => {
-                        let mut report = report;
-                        report.errors.push(why);
-                        report.verdict = crate::verdict::Verdict::Failed;
-                        crate::report::log::emit(&report);
-                        crate::report::emf::emit(&report);
-                        report
-                    }
-                }
-            }
-        };
-        match self.sink.put(&event, report.verdict).await {
-            Ok(delivery) => {
-                tracing::info!(
-                    stage = %self.stage,
-                    deployment_id = %event.deployment_id,
-                    status = report.verdict.codedeploy_status(),
-                    delivery = delivery.as_str(),
-                    "reported to CodeDeploy"
-                );
-                // After the report, so a notification can never hold it up; only by the
-                // invocation whose report CodeDeploy took (a duplicate chain stays quiet).
-                if delivery == crate::report::codedeploy::Delivery::Accepted {
-                    self.notify(&report, deadline_ms).await;
-                }
-                Ok(json!({
-                    "status": report.verdict.codedeploy_status(),
-                    "delivery": delivery.as_str(),
-                    "report": report,
-                }))
-            }
-            Err(err) => {
-                tracing::error!(
-                    stage = %self.stage,
-                    deployment_id = %event.deployment_id,
-                    status = report.verdict.codedeploy_status(),
-                    error = %err,
-                    "could not report to CodeDeploy; failing the invocation so Lambda retries it"
-                );
-                Err(err.into())
-            }
-        }
-    }
-
-    /// Hand a CodeDeploy watch to this function's next invocation: wait until the next run is
-    /// due or this invocation's time is up (so a long interval costs one invocation per
-    /// timeout, not a chain of them), then queue the invocation. Returns the state's sequence
-    /// number, or why the hand-off failed.
-    async fn hand_on(
-        &self,
-        event: &CodeDeployEvent,
-        state: crate::watch::WatchState,
-        wait: Duration,
-        stage_end: Instant,
-        trace_id: Option<&str>,
-    ) -> Result<u32, String> {
-        let key = self.state_key.as_ref().map_err(|err| {
-            format!("the watch needs another invocation, and its state cannot be sealed: {err}")
-        })?;
-        let Some(continuation) = &self.continuation else {
-            return Err(
-                "the watch needs another invocation, and this function cannot invoke \
-                        itself (AWS_LAMBDA_FUNCTION_NAME is not set)"
-                    .to_owned(),
-            );
-        };
-        tokio::time::sleep_until((Instant::now() + wait).min(stage_end)).await;
-        let seq = state.seq;
-        let binding = Binding {
-            deployment_id: &event.deployment_id,
-            execution_id: &event.lifecycle_event_hook_execution_id,
-            stage: self.stage.as_str(),
-            function: &self.function,
-        };
-        let payload = event.continuation(key.seal(&binding, &state.to_value()));
-        match continuation
-            .aws
-            .invoke_async(
-                &continuation.function,
-                continuation.qualifier.as_deref(),
-                &payload,
-                trace_id,
-            )
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(
-                    stage = %self.stage,
-                    deployment_id = %event.deployment_id,
-                    seq,
-                    function = %continuation.function,
-                    "watch handed to the next invocation"
-                );
-                Ok(seq)
-            }
-            Err(err) => {
-                let why = format!(
-                    "could not hand the watch to the next invocation ({}; {}), so it reports \
-                     Failed now rather than leave the deployment waiting",
-                    err.problem, err.fix
-                );
-                tracing::error!(stage = %self.stage, seq, error = %why, "watch hand-off failed");
-                Err(why)
-            }
-        }
-    }
-
-    /// ECS reads the verdict from the return value: `{"hookStatus": "SUCCEEDED" | "FAILED"}`,
-    /// or `IN_PROGRESS` with a `callBackDelay` and the watch's state in `hookDetails` while a
-    /// watch goes on. A stage this function does not check is FAILED with the reason, never a
-    /// silent pass; a rollback is answered SUCCEEDED at once.
-    async fn handle_ecs(&self, event: EcsEvent, deadline_ms: u64) -> Value {
-        let deployment_id = event
-            .resource_arn
-            .clone()
-            .or_else(|| event.service_arn.clone())
-            .unwrap_or_else(|| event.execution_id.clone());
-        tracing::info!(
-            stage = %self.stage,
-            lifecycle_stage = %event.lifecycle_stage,
-            execution_id = %event.execution_id,
-            deployment_id = %deployment_id,
-            target_service_revision_arn = event.target_service_revision_arn.as_deref(),
-            green_weight = event.green_weight(),
-            continuation = event.watch_state().is_some(),
-            run_id = %event.run_id(),
-            "hook invoked by ECS"
-        );
-        if event.is_rollback() {
-            tracing::warn!(
-                stage = %self.stage,
-                lifecycle_stage = %event.lifecycle_stage,
-                deployment_id = %deployment_id,
-                "ECS is rolling the deployment back: answered SUCCEEDED at once, so nothing holds the rollback up"
-            );
-            return crate::report::ecs::rollback();
-        }
-        let report = match Stage::from_ecs_name(&event.lifecycle_stage) {
-            Some(stage) if stage == self.stage => {
-                let target_groups = match (self.target_groups_needed(), self.suite.as_ref()) {
-                    (Some(spec), Ok(suite)) => Some(
-                        crate::discovery::green_from_ecs(
-                            suite.aws(),
-                            &spec,
-                            event.target_service_revision_arn.as_deref(),
-                        )
-                        .await,
-                    ),
-                    _ => None,
-                };
-                let invocation = Invocation {
-                    run_id: event.run_id(),
-                    deployment_id: deployment_id.clone(),
-                    execution_id: event.execution_id.clone(),
-                    deadline_ms,
-                    target_groups,
-                    green_weight: event.green_weight(),
-                    watch: event.watch_state().cloned(),
-                    engine: Engine::Ecs,
-                };
-                match self.stage_run(invocation).await.0 {
-                    StageRun::Decided(report) => report,
-                    StageRun::Watching {
-                        report,
-                        state,
-                        wait,
-                    } => {
-                        let binding = Binding {
-                            deployment_id: &deployment_id,
-                            execution_id: &event.execution_id,
-                            stage: self.stage.as_str(),
-                            function: &self.function,
-                        };
-                        let sealed = match &self.state_key {
-                            Ok(key) => key.seal(&binding, &state.to_value()),
-                            // Cannot happen past the first invocation's key check; fail
-                            // closed all the same rather than hand on an unsealed state.
-                            Err(err) => {
-                                let mut report = report;
-                                report.errors.push(format!(
-                                    "the watch needs another invocation, and its state cannot be sealed: {err}"
-                                ));
-                                report.verdict = crate::verdict::Verdict::Failed;
-                                crate::report::log::emit(&report);
-                                crate::report::emf::emit(&report);
-                                self.notify(&report, deadline_ms).await;
-                                return crate::report::ecs::response(&report);
-                            }
-                        };
-                        let answer = crate::report::ecs::in_progress(&report, &state, sealed, wait);
-                        tracing::info!(
-                            stage = %self.stage,
-                            seq = state.seq,
-                            call_back_delay_s = answer["callBackDelay"].as_u64(),
-                            "answered ECS: IN_PROGRESS, the watch goes on"
-                        );
-                        return answer;
-                    }
-                }
-            }
-            other => {
-                let why = match other {
-                    Some(stage) => format!(
-                        "this function checks {} but ECS invoked it for {} (the {stage} stage): \
-                         attach it to {} only, and the {stage} function to {}",
-                        self.stage,
-                        event.lifecycle_stage,
-                        self.stage.ecs_name(),
-                        stage.ecs_name()
-                    ),
-                    None => format!(
-                        "ECS invoked this function for {}, a stage greenlight does not check: \
-                         attach it to {} only (greenlight checks POST_TEST_TRAFFIC_SHIFT, \
-                         PRE_PRODUCTION_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT and \
-                         POST_PRODUCTION_TRAFFIC_SHIFT)",
-                        event.lifecycle_stage,
-                        self.stage.ecs_name()
-                    ),
-                };
-                let report = StageReport::not_run(self.stage, event.run_id(), why, Duration::ZERO)
-                    .for_deployment(deployment_id);
-                crate::report::log::emit(&report);
-                crate::report::emf::emit(&report);
-                report
-            }
-        };
-        // Inside the report reserve: the answer still goes back before the deadline.
-        self.notify(&report, deadline_ms).await;
-        tracing::info!(
-            stage = %self.stage,
-            hook_status = report.verdict.status().ecs,
-            "answered ECS"
-        );
-        crate::report::ecs::response(&report)
-    }
-
+impl<S: StatusSink> Hook<S> {
     /// Send a final verdict where the config says, within the notification budget and never
     /// past half the report reserve before the deadline.
     async fn notify(&self, report: &StageReport, deadline_ms: u64) {
@@ -644,63 +335,6 @@ struct Invocation {
     engine: Engine,
 }
 
-/// How long CodeDeploy waits for a hook's status: no chain of continuations outlives it.
-const CODEDEPLOY_WAIT: Duration = Duration::from_secs(3600);
-
-impl<S: StatusSink> Hook<S> {
-    /// The watch state to resume from, verified and checked against this execution; or why
-    /// the invocation must fail closed, running nothing: a state that does not verify, is
-    /// another's, or comes for a stage with nothing repeating; a watch CodeDeploy's hour cannot
-    /// hold; a watch that will need a continuation when no key can seal its state.
-    #[allow(clippy::too_many_arguments)]
-    fn resume(
-        &self,
-        suite: &Suite,
-        run_id: &str,
-        binding: Binding<'_>,
-        carried: Option<&Value>,
-        engine: Engine,
-        per_invocation: Duration,
-    ) -> Result<Option<crate::watch::WatchState>, String> {
-        let stage = self.stage;
-        let longest = suite.longest_watch(stage);
-        if engine == Engine::CodeDeploy
-            && let Some(longest) = longest
-            && longest > crate::config::watch::CODEDEPLOY_MAX_WATCH
-        {
-            return Err(format!(
-                "config error: a check of {stage} repeats for {}, and CodeDeploy waits at most one \
-                 hour for a hook: repeat for at most {} (ECS-native hooks may watch for up to 24h)",
-                humantime::format_duration(longest),
-                humantime::format_duration(crate::config::watch::CODEDEPLOY_MAX_WATCH)
-            ));
-        }
-        let Some(carried) = carried else {
-            // The first invocation: a watch that cannot finish in it will hand its state on,
-            // which needs the key. Say so now, before anything runs.
-            if let (Some(longest), Err(err)) = (longest, &self.state_key)
-                && longest > per_invocation
-            {
-                return Err(format!(
-                    "config error: a check of {stage} repeats for {}, longer than one invocation \
-                     leaves for the checks ({}), so the watch must hand its state on: {err}",
-                    humantime::format_duration(longest),
-                    humantime::format_duration(per_invocation)
-                ));
-            }
-            return Ok(None);
-        };
-        let key = self
-            .state_key
-            .as_ref()
-            .map_err(|err| SealError::NoKey(err.clone()).to_string())?;
-        let value = key.open(&binding, carried).map_err(|err| err.to_string())?;
-        crate::watch::WatchState::resume(&value, run_id, stage)
-            .map(Some)
-            .map_err(|err| err.to_string())
-    }
-}
-
 /// Run an evaluation in its own task so that a panic anywhere in it, or an overrun, still
 /// produces a (failed) report instead of a lost invocation.
 pub async fn evaluate<F>(stage: Stage, run_id: &str, budget: Budget, evaluation: F) -> StageRun
@@ -788,6 +422,7 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::event::CodeDeployEvent;
     use crate::report::codedeploy::Delivery;
     use crate::source::Source;
     use crate::verdict::Verdict;

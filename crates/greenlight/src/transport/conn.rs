@@ -5,7 +5,7 @@
 //! per request is what it measures with. reqwest (used by `http` and `scenario` checks) pays
 //! for a shared connection pool, a URL and a header map per request and a timer per body;
 //! here a worker owns its connection, the request head is built once, and the body is counted,
-//! not kept. TLS uses the target's own rustls configuration ([`crate::client`]), so the probe
+//! not kept. TLS uses the target's own rustls configuration ([`crate::transport::client`]), so the probe
 //! verifies certificates exactly as the other checks do.
 
 use std::sync::Arc;
@@ -22,9 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::client::Request;
-use crate::client::{TargetClient, USER_AGENT as GREENLIGHT_AGENT, unbracket};
 use crate::error::chain;
+use crate::transport::client::Request;
+use crate::transport::client::{TargetClient, USER_AGENT as GREENLIGHT_AGENT, unbracket};
 
 /// Opens connections to one target and sends one prepared request over them.
 #[derive(Clone)]

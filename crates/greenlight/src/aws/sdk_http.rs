@@ -21,7 +21,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response as SdkResponse;
 use aws_smithy_types::body::SdkBody;
 
-use crate::client::USER_AGENT;
+use crate::transport::client::USER_AGENT;
 
 /// An SDK HTTP client backed by reqwest. Connectors are cached per timeout settings, as the
 /// SDK's contract asks, so every SDK client shares one connection pool per setting.

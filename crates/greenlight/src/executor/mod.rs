@@ -1,148 +1,34 @@
-//! Watching green over time. A check with `repeat` runs again and again over a bake window;
-//! the window may outlast one Lambda invocation (at most 15 minutes), so what the watch knows
-//! is a small [`WatchState`] that the next invocation resumes from: ECS carries it in
-//! `hookDetails`, a CodeDeploy hook in the payload of its own continuation.
-//!
-//! The state holds counts and the last [`RECENT_RUNS`] runs of each repeating check, with
-//! their messages cut short, so it stays a few KB however long the watch. Every run is also
-//! logged as it happens.
+//! The stage executor: one invocation's share of a stage. Single checks run once (in the
+//! first invocation) through the job pool; repeating checks run as watches, each in its own
+//! task of a set that ends with the call. What a watch hands to the next invocation, and what
+//! is believed of a carried one, is `state`; one check's watch is `watching`.
 //!
 //! A stage's verdict waits for every repeating check, except that a required check failing
 //! (a single check, or a repeating one past its `failure_limit`) fails the stage at once.
 
+mod state;
+mod watching;
+
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+pub use state::{
+    CHAIN_SLACK, DoneCheck, RECENT_RUNS, RepeatState, STATE_VERSION, StateError, WatchState,
+};
+use state::{ChainLimits, admit_against, push_recent, quote};
+use watching::{Watching, repeat_result};
+
 use crate::check::{PlannedCheck, RunContext};
-use crate::config::watch::RepeatSpec;
-use crate::outcome::{CheckResult, Mismatch, Outcome, Ran, RepeatFigures, RunRecord};
+use crate::outcome::{CheckResult, Outcome, Ran, RunRecord};
 use crate::plan::Plan;
-use crate::run::{Job, PANICKED, run_jobs};
+use crate::pool::{Job, PANICKED, run_jobs};
 use crate::stage::Stage;
-
-/// The state's format; a state of another version is refused.
-pub const STATE_VERSION: u8 = 1;
-
-/// Runs of each repeating check the state (and the final report) keeps.
-pub const RECENT_RUNS: usize = 10;
-
-/// Characters of a run's message the state keeps.
-const MESSAGE_CHARS: usize = 120;
-
-/// What a resumed invocation needs to know of the watch so far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WatchState {
-    /// [`STATE_VERSION`].
-    pub v: u8,
-    /// The run id of the hook execution it belongs to.
-    pub run_id: String,
-    /// The stage it watches.
-    pub stage: String,
-    /// Hand-offs so far: 1 in the first continuation.
-    pub seq: u32,
-    /// When the watch started, ms since 1970.
-    pub started_ms: u64,
-    /// Single checks already run (they passed, or are optional).
-    pub done: Vec<DoneCheck>,
-    /// Each repeating check's progress.
-    pub repeats: Vec<RepeatState>,
-}
-
-/// A single (not repeating) check that ran in an earlier invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DoneCheck {
-    /// Its name.
-    pub name: String,
-    /// `passed`, `failed` or `error`.
-    pub outcome: String,
-    /// Its message, cut short.
-    pub message: String,
-}
-
-/// A repeating check's progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepeatState {
-    /// Its name.
-    pub name: String,
-    /// Runs in a row that could not run.
-    pub errors_in_row: u32,
-    /// How it ended: `passed`, `failed` or `error`; none while it goes on.
-    pub ended: Option<String>,
-    /// Counts and recent runs.
-    pub figures: RepeatFigures,
-    /// Wall time spent running it, ms.
-    #[serde(default)]
-    pub busy_ms: u64,
-}
-
-/// Why a carried state cannot be resumed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StateError {
-    /// Not JSON of the right shape.
-    #[error(
-        "the watch state carried by this invocation does not parse ({0}); failing closed rather than restarting the watch"
-    )]
-    Unreadable(String),
-    /// Another version of greenlight wrote it.
-    #[error(
-        "the watch state is version {0}, this greenlight reads version {STATE_VERSION}: a deployment must not span an upgrade of the hooks"
-    )]
-    Version(u8),
-    /// It belongs to another hook execution or stage.
-    #[error(
-        "the watch state belongs to another hook execution ({0}); failing closed rather than mixing two watches"
-    )]
-    Foreign(String),
-    /// Its checks are not the config's.
-    #[error(
-        "the watch state does not match the config's checks ({0}): was the config changed during the deployment? failing closed, no check run"
-    )]
-    Mismatch(String),
-    /// A state came for a stage where nothing repeats: no watch of it was ever handed on.
-    #[error(
-        "this invocation carries a watch state, and no check of this stage repeats: failing closed, no check run"
-    )]
-    NoWatch,
-    /// The chain has gone on longer or further than the config allows.
-    #[error("the watch is over its bounds ({0}): ending it Failed")]
-    Unbounded(String),
-}
-
-impl WatchState {
-    /// Read a carried state and make sure it is this execution's and this stage's.
-    pub fn resume(
-        value: &serde_json::Value,
-        run_id: &str,
-        stage: Stage,
-    ) -> Result<Self, StateError> {
-        let state: WatchState = serde_json::from_value(value.clone())
-            .map_err(|err| StateError::Unreadable(err.to_string()))?;
-        if state.v != STATE_VERSION {
-            return Err(StateError::Version(state.v));
-        }
-        if state.run_id != run_id || state.stage != stage.as_str() {
-            return Err(StateError::Foreign(format!(
-                "{} {}, not {run_id} {stage}",
-                state.run_id, state.stage
-            )));
-        }
-        Ok(state)
-    }
-
-    /// The state as JSON.
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-}
 
 /// What one invocation of a watched stage came to.
 #[derive(Debug)]
@@ -160,10 +46,6 @@ pub enum WatchStep {
     },
 }
 
-/// Time a chain of invocations may outlive its longest `for`: one more invocation (Lambda's
-/// 15-minute maximum) for the last run and the report.
-pub const CHAIN_SLACK: Duration = Duration::from_secs(15 * 60);
-
 /// How a stage's single runs are made: the check itself in production, anything in tests.
 pub(crate) type Runner = Arc<
     dyn for<'a> Fn(&'a PlannedCheck, Arc<RunContext>, Instant) -> BoxFuture<'a, (Ran, u32)>
@@ -173,121 +55,6 @@ pub(crate) type Runner = Arc<
 
 fn check_runner() -> Runner {
     Arc::new(|check, ctx, end| Box::pin(check.run(ctx, end)))
-}
-
-/// What a carried state may claim, from the config and the engine (never from the state).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ChainLimits {
-    /// The longest a watch may have been going on: its longest `for` plus [`CHAIN_SLACK`],
-    /// and at most the engine's own wait (CodeDeploy's hour).
-    pub max_age: Duration,
-    /// The most hand-offs a watch can need: one per planned run, one per invocation that only
-    /// waited out its time, and two to spare.
-    pub max_hops: u32,
-}
-
-impl ChainLimits {
-    /// The limits of a plan's watch, for invocations whose checks get `per_hop` each; `cap` is
-    /// the engine's own limit. `None` when nothing in the plan repeats.
-    pub(crate) fn of(plan: &Plan, per_hop: Duration, cap: Option<Duration>) -> Option<Self> {
-        let repeats: Vec<&RepeatSpec> = plan
-            .checks
-            .iter()
-            .filter_map(|c| c.repeat.as_ref())
-            .collect();
-        let longest = repeats.iter().map(|r| r.for_.0).max()?;
-        let mut max_age = longest + CHAIN_SLACK;
-        if let Some(cap) = cap {
-            max_age = max_age.min(cap);
-        }
-        let runs: u64 = repeats.iter().map(|r| u64::from(r.runs())).sum();
-        let per_hop = per_hop.max(Duration::from_secs(1));
-        let waits = max_age.as_millis().div_ceil(per_hop.as_millis());
-        let hops = runs
-            .saturating_add(u64::try_from(waits).unwrap_or(u64::MAX))
-            .saturating_add(2);
-        Some(ChainLimits {
-            max_age,
-            max_hops: u32::try_from(hops).unwrap_or(u32::MAX),
-        })
-    }
-
-    /// Refuse a state whose chain has gone on longer, or further, than the config allows, or
-    /// that claims to start in the future.
-    pub(crate) fn admit(&self, state: &WatchState, now_ms: u64) -> Result<(), StateError> {
-        // A minute of clock skew between two sandboxes.
-        if state.started_ms > now_ms.saturating_add(60_000) {
-            return Err(StateError::Unbounded(
-                "it claims to have started in the future".to_owned(),
-            ));
-        }
-        let age = Duration::from_millis(now_ms.saturating_sub(state.started_ms));
-        if age > self.max_age {
-            return Err(StateError::Unbounded(format!(
-                "it started {} ago, and a watch of this stage lasts at most {} (its longest \
-                 `for` plus {} for the last invocation, within what the engine waits)",
-                humantime::format_duration(Duration::from_secs(age.as_secs())),
-                humantime::format_duration(self.max_age),
-                humantime::format_duration(CHAIN_SLACK),
-            )));
-        }
-        if state.seq > self.max_hops {
-            return Err(StateError::Unbounded(format!(
-                "it has been handed on {} times, and this stage's watch needs at most {}",
-                state.seq, self.max_hops
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Match a carried state against the plan before anything runs: every repeating check of the
-/// plan has its progress, with the planned runs and limits the config says now; nothing else.
-fn admit_against(plan: &Plan, state: &WatchState) -> Result<(), StateError> {
-    let mut repeating = 0;
-    for check in &plan.checks {
-        match &check.repeat {
-            Some(repeat) => {
-                repeating += 1;
-                let Some(carried) = state.repeats.iter().find(|s| s.name == check.name) else {
-                    return Err(StateError::Mismatch(check.name.clone()));
-                };
-                let figures = &carried.figures;
-                if figures.planned != repeat.runs()
-                    || figures.failure_limit != repeat.failure_limit
-                    || figures.runs > figures.planned
-                {
-                    return Err(StateError::Mismatch(format!(
-                        "{}: {} runs planned with failure_limit {}, the config says {} and {}",
-                        check.name,
-                        figures.planned,
-                        figures.failure_limit,
-                        repeat.runs(),
-                        repeat.failure_limit
-                    )));
-                }
-            }
-            None => {
-                if !state.done.iter().any(|d| d.name == check.name) {
-                    return Err(StateError::Mismatch(check.name.clone()));
-                }
-            }
-        }
-    }
-    if repeating == 0 {
-        return Err(StateError::NoWatch);
-    }
-    let known = |name: &str| plan.checks.iter().any(|c| c.name == name);
-    if let Some(stray) = state
-        .repeats
-        .iter()
-        .map(|s| s.name.as_str())
-        .chain(state.done.iter().map(|d| d.name.as_str()))
-        .find(|name| !known(name))
-    {
-        return Err(StateError::Mismatch(stray.to_owned()));
-    }
-    Ok(())
 }
 
 /// Run a stage's plan for at most `budget`: the single checks (in the first invocation) and
@@ -501,277 +268,6 @@ async fn run_with(
     })
 }
 
-/// One repeating check's watch within one invocation.
-struct Watching {
-    check: PlannedCheck,
-    repeat: RepeatSpec,
-    ctx: Arc<RunContext>,
-    runner: Runner,
-    started: Instant,
-    started_ms: u64,
-    end: Instant,
-    budget: Duration,
-    stop: watch::Receiver<bool>,
-    stop_all: Arc<watch::Sender<bool>>,
-}
-
-impl RepeatState {
-    fn new(name: &str, repeat: &RepeatSpec) -> Self {
-        RepeatState {
-            name: name.to_owned(),
-            errors_in_row: 0,
-            ended: None,
-            figures: RepeatFigures {
-                planned: repeat.runs(),
-                runs: 0,
-                failed: 0,
-                errors: 0,
-                failure_limit: repeat.failure_limit,
-                stopped_early: false,
-                recent: Vec::new(),
-            },
-            busy_ms: 0,
-        }
-    }
-}
-
-impl Watching {
-    /// Run every run that is due and fits before the invocation's end; return where it stands.
-    async fn run(mut self, mut state: RepeatState) -> RepeatState {
-        let worst = self.check.worst_case();
-        if worst > self.budget && state.ended.is_none() {
-            state.ended = Some("error".to_owned());
-            self.record_note(
-                &mut state,
-                format!(
-                    "one run may take up to {} (timeouts and retries), more than an invocation \
-                     leaves for the checks ({}): raise the function's timeout, or lower the \
-                     check's timeout and retries",
-                    humantime::format_duration(worst),
-                    humantime::format_duration(self.budget)
-                ),
-            );
-            if self.check.required {
-                let _ = self.stop_all.send(true);
-            }
-            return state;
-        }
-        // The config's figures, never the state's own: they were matched at admission.
-        let planned = self.repeat.runs();
-        while state.ended.is_none() && state.figures.runs < planned {
-            if *self.stop.borrow() {
-                break;
-            }
-            let due = self.started + self.repeat.offset(state.figures.runs);
-            if due.max(Instant::now()) + worst > self.end {
-                break;
-            }
-            tokio::select! {
-                () = tokio::time::sleep_until(due) => {}
-                () = stopped(&mut self.stop) => break,
-            }
-            let index = state.figures.runs;
-            let at = crate::outcome::rfc3339(SystemTime::now());
-            let mut vars = self.ctx.vars.clone();
-            vars.set("repeat", &index.to_string());
-            let ctx = Arc::new(RunContext {
-                vars,
-                ..(*self.ctx).clone()
-            });
-            let began = Instant::now();
-            // The same panic boundary as a single check's, with the same fixed text.
-            let run = AssertUnwindSafe((self.runner)(&self.check, ctx, self.end)).catch_unwind();
-            let ran = tokio::select! {
-                caught = run => match caught {
-                    Ok((ran, _attempts)) => ran,
-                    Err(_) => Ran::from(Outcome::error(PANICKED)),
-                },
-                () = stopped(&mut self.stop) => break,
-            };
-            state.busy_ms += u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-            self.count(&mut state, index, at, &ran);
-        }
-        if state.ended.is_none() && state.figures.runs >= planned {
-            state.ended = Some("passed".to_owned());
-        }
-        state
-    }
-
-    /// Count a run, keep it among the recent ones, and decide whether the check has ended.
-    fn count(&self, state: &mut RepeatState, index: u32, at: String, ran: &Ran) {
-        let figures = &mut state.figures;
-        figures.runs += 1;
-        match ran.outcome {
-            Outcome::Passed => state.errors_in_row = 0,
-            Outcome::Failed { .. } => {
-                figures.failed += 1;
-                state.errors_in_row = 0;
-            }
-            Outcome::Error { .. } => {
-                figures.errors += 1;
-                state.errors_in_row += 1;
-            }
-        }
-        let message = match &ran.outcome {
-            Outcome::Passed => run_figures(ran),
-            other => other.message(),
-        };
-        tracing::info!(
-            check = %self.check.name,
-            repeat = index,
-            of = figures.planned,
-            outcome = ran.outcome.label(),
-            failed = figures.failed,
-            errors = figures.errors,
-            message = %message,
-            "repeat run"
-        );
-        push_recent(
-            figures,
-            RunRecord {
-                index,
-                at,
-                outcome: ran.outcome.label().to_owned(),
-                message: quote(&self.ctx.redactor, &message),
-            },
-        );
-        let failed = figures.failed > self.repeat.failure_limit;
-        let errored = state.errors_in_row >= self.repeat.error_limit;
-        if failed || errored {
-            state.ended = Some(if failed { "failed" } else { "error" }.to_owned());
-            if self.check.required {
-                let _ = self.stop_all.send(true);
-            }
-        }
-        if let Some(progress) = &self.ctx.progress {
-            progress.repeated(
-                &self.check.name,
-                index + 1,
-                figures.planned,
-                ran.outcome.label(),
-            );
-        }
-    }
-
-    /// A note in place of a run (a watch that cannot run at all).
-    fn record_note(&self, state: &mut RepeatState, message: String) {
-        let at = crate::outcome::rfc3339(
-            SystemTime::UNIX_EPOCH + Duration::from_millis(self.started_ms),
-        );
-        let index = state.figures.runs;
-        push_recent(
-            &mut state.figures,
-            RunRecord {
-                index,
-                at,
-                outcome: "error".to_owned(),
-                message: quote(&self.ctx.redactor, &message),
-            },
-        );
-    }
-}
-
-fn push_recent(figures: &mut RepeatFigures, record: RunRecord) {
-    figures.recent.push(record);
-    if figures.recent.len() > RECENT_RUNS {
-        let extra = figures.recent.len() - RECENT_RUNS;
-        figures.recent.drain(..extra);
-    }
-}
-
-/// What a passing run measured, in a few words.
-fn run_figures(ran: &Ran) -> String {
-    if let Some(metric) = &ran.metric {
-        let value = |v: Option<f64>| v.map_or_else(|| "no data".to_owned(), |v| format!("{v}"));
-        return match &metric.blue {
-            Some(blue) => format!(
-                "green {} (blue {})",
-                value(metric.green.value),
-                value(blue.value)
-            ),
-            None => format!("green {}", value(metric.green.value)),
-        };
-    }
-    if let Some(stats) = &ran.stats {
-        let t = &stats.target;
-        return format!(
-            "p50 {:.1} ms, p99 {:.1} ms, {} errors of {}",
-            t.p50_ms, t.p99_ms, t.errors, t.requests
-        );
-    }
-    "ok".to_owned()
-}
-
-/// A repeating check's result as the report shows it.
-fn repeat_result(
-    check: &PlannedCheck,
-    repeat: &RepeatSpec,
-    state: Option<&RepeatState>,
-    stopped: bool,
-) -> CheckResult {
-    let fresh;
-    let state = match state {
-        Some(state) => state,
-        None => {
-            fresh = RepeatState::new(&check.name, repeat);
-            &fresh
-        }
-    };
-    let figures = &state.figures;
-    let last = |outcome: &str| {
-        figures
-            .recent
-            .iter()
-            .rev()
-            .find(|r| r.outcome == outcome)
-            .map(|r| format!("run {} at {}: {}", r.index + 1, r.at, r.message))
-            .unwrap_or_default()
-    };
-    let outcome = match state.ended.as_deref() {
-        Some("failed") => Outcome::Failed {
-            failures: vec![Mismatch::new(
-                "repeat",
-                format!(
-                    "at most {} failed runs of {}",
-                    figures.failure_limit, figures.planned
-                ),
-                format!(
-                    "{} of {} runs failed; last {}",
-                    figures.failed,
-                    figures.runs,
-                    last("failed")
-                ),
-            )],
-        },
-        // Ended before any run could be made: the note says why.
-        Some("error") if state.errors_in_row < repeat.error_limit => {
-            Outcome::error(figures.recent.last().map_or_else(
-                || "the watch could not run".to_owned(),
-                |r| r.message.clone(),
-            ))
-        }
-        Some("error") => Outcome::error(format!(
-            "{} runs in a row could not run (error_limit {}); last {}",
-            state.errors_in_row,
-            repeat.error_limit,
-            last("error")
-        )),
-        _ => Outcome::Passed,
-    };
-    let mut result = CheckResult::new(
-        check.name.clone(),
-        check.kind.label(),
-        check.required,
-        outcome,
-        Duration::from_millis(state.busy_ms),
-        figures.runs,
-    );
-    let mut figures = figures.clone();
-    figures.stopped_early = stopped && state.ended.is_none() && figures.runs < figures.planned;
-    result.repeat = Some(figures);
-    result
-}
-
 /// A single check from an earlier invocation, rebuilt from what the state kept.
 fn from_done(check: &PlannedCheck, done: Option<&DoneCheck>) -> CheckResult {
     let outcome = match done {
@@ -792,31 +288,11 @@ fn from_done(check: &PlannedCheck, done: Option<&DoneCheck>) -> CheckResult {
     )
 }
 
-/// Text for the state, which leaves the process (ECS's hookDetails, a continuation's payload):
-/// scrubbed of every secret first, then cut.
-fn quote(redactor: &crate::redact::Redactor, text: &str) -> String {
-    cut(&redactor.scrub(text))
-}
-
-fn cut(text: &str) -> String {
-    if text.chars().count() <= MESSAGE_CHARS {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(MESSAGE_CHARS - 1).collect();
-    out.push('…');
-    out
-}
-
-/// Resolves once the stop flag is raised (never, if its sender is gone).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    if rx.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::repeat::RepeatSpec;
+    use state::cut;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use crate::plan::Plans;

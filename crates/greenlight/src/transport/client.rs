@@ -2,7 +2,7 @@
 //! roots, the `host` override, timeouts), and one exchange within the limits ([`send`]).
 //!
 //! Each target has one rustls configuration, shared by its reqwest client (`http` and
-//! `scenario` checks) and by the probe's own connections ([`crate::conn`]), so both verify
+//! `scenario` checks) and by the probe's own connections ([`crate::transport::conn`]), so both verify
 //! certificates the same way.
 
 use std::collections::BTreeMap;
