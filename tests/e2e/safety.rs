@@ -27,12 +27,16 @@ async fn stage(text: &str, secrets: &[(&str, &str)], deployment: Option<&str>) -
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     let suite = Suite::with_secrets(config, Source::Inline, secrets).unwrap();
+    let inputs = greenlight::suite::StageInputs {
+        deployment_id: deployment.map(str::to_owned),
+        ..Default::default()
+    };
     suite
-        .run_stage(
+        .run_whole(
             Stage::AfterAllowTestTraffic,
             Duration::from_secs(20),
             "gl-safety".into(),
-            deployment.map(str::to_owned),
+            inputs,
         )
         .await
 }

@@ -40,11 +40,11 @@ async fn run_config(text: &str, budget: Duration) -> StageReport {
     let config = Config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let suite = Suite::new(config, Source::Inline).unwrap();
     suite
-        .run_stage(
+        .run_whole(
             Stage::AfterAllowTestTraffic,
             budget,
             "gl-scenario-test".into(),
-            None,
+            Default::default(),
         )
         .await
 }

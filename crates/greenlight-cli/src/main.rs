@@ -17,6 +17,7 @@ use greenlight::config::Config;
 use greenlight::event::run_id_from;
 use greenlight::report::text;
 use greenlight::source::{self, Source};
+use greenlight::suite::StageInputs;
 use greenlight::{Stage, Suite, Verdict};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -194,9 +195,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )),
                 _ => None,
             };
-            let report = suite
-                .run_stage_for(stage, budget.checks, run_id, None, target_groups)
-                .await;
+            let inputs = StageInputs {
+                target_groups,
+                ..StageInputs::default()
+            };
+            let report = suite.run_whole(stage, budget.checks, run_id, inputs).await;
             for (format, path) in destinations {
                 let rendered = format.render(&report)?;
                 match path {

@@ -2,8 +2,11 @@
 //! once per cold start. Templates stay unrendered until a run supplies its variables; a config
 //! that loaded always plans.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use serde::Serialize;
 
 use crate::check::alarms::AlarmsCheck;
 use crate::check::http::Exchange;
@@ -14,8 +17,10 @@ use crate::check::scenario::{ScenarioCheck, Step};
 use crate::check::{CheckKind, PlannedCheck};
 use crate::config::checks::{DEFAULT_CONFIDENCE, DEFAULT_MIN_REGRESSION, DEFAULT_TOLERANCE};
 use crate::config::{CheckSpec, Config, HasRequest, KindSpec, ProbeSpec, StatusSpec};
+use crate::discovery::TargetGroups;
 use crate::error::ConfigError;
 use crate::stage::Stage;
+use crate::template::Vars;
 use crate::transport::client::{TargetClient, Targets};
 
 /// What a stage will run.
@@ -66,6 +71,114 @@ impl Plans {
         self.stages
             .get(&stage)
             .ok_or(ConfigError::NoStage { stage })
+    }
+}
+
+/// What one run brings to a stage's plan: who it is, and what it found of the deployment.
+pub(crate) struct RunInputs<'a> {
+    /// The stage.
+    pub stage: Stage,
+    /// Stable per hook execution.
+    pub run_id: &'a str,
+    /// The deployment it runs for (`local` when none).
+    pub deployment_id: &'a str,
+    /// The secrets' values, and why each missing one could not be read.
+    pub secrets: &'a BTreeMap<String, String>,
+    /// Secrets the cold start could not read: `{{secrets.NAME}}` fails with the reason.
+    pub missing: &'a BTreeMap<String, String>,
+    /// What this run found of the deployment's target groups; `None` when nothing looked.
+    pub target_groups: Option<Result<TargetGroups, String>>,
+    /// Green's share of production traffic, percent; the stage's own when unknown.
+    pub green_weight: Option<u8>,
+}
+
+/// A plan bound to one run: its variables, and the checks its `when` conditions keep.
+pub(crate) struct Bound<'p> {
+    /// The checks this run makes (the plan itself unless a `when` skipped some).
+    pub plan: Cow<'p, Plan>,
+    /// The run's variables.
+    pub vars: Vars,
+    /// The checks a `when` kept from running, and why.
+    pub skipped: Vec<SkippedCheck>,
+}
+
+/// A check whose `when` condition kept it from running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedCheck {
+    /// Its name.
+    pub name: String,
+    /// Why it did not run.
+    pub reason: String,
+}
+
+impl Plan {
+    /// Bind the plan to one run: its variables (ids, secrets, the deployment's target groups,
+    /// the traffic weights, `repeat` at 0) and the checks that run at this weight.
+    pub(crate) fn bind<'p>(&'p self, run: RunInputs<'_>) -> Bound<'p> {
+        let mut vars = Vars::new(
+            run.run_id,
+            run.deployment_id,
+            run.stage.as_str(),
+            run.secrets,
+        );
+        for (name, why) in run.missing {
+            vars.unknown(&format!("secrets.{name}"), why);
+        }
+        match run.target_groups {
+            Some(Ok(groups)) => {
+                vars.set("green_target_group", &groups.green);
+                vars.set("blue_target_group", &groups.blue);
+                vars.set("load_balancer", &groups.load_balancer);
+            }
+            Some(Err(why)) => {
+                for name in crate::config::metric::DEPLOYMENT_VARIABLES {
+                    vars.unknown(name, &why);
+                }
+            }
+            None => {
+                for name in crate::config::metric::DEPLOYMENT_VARIABLES {
+                    vars.unknown(name, "green's target group was not looked for in this run");
+                }
+            }
+        }
+        // Green's share of production traffic: what the event says (an ECS canary or linear
+        // step), else what the stage implies (all of it once production moved).
+        let green_weight = run.green_weight.unwrap_or(match run.stage {
+            Stage::AfterAllowTraffic => 100,
+            _ => 0,
+        });
+        vars.set("green_weight", &green_weight.to_string());
+        vars.set("blue_weight", &(100 - green_weight.min(100)).to_string());
+        vars.set("repeat", "0");
+        // `when` conditions decide which checks run at all at this weight (the plan is copied
+        // only when some check has one).
+        let mut skipped = Vec::new();
+        if !self.checks.iter().any(|check| check.when.is_some()) {
+            return Bound {
+                plan: Cow::Borrowed(self),
+                vars,
+                skipped,
+            };
+        }
+        let mut kept = self.clone();
+        kept.checks.retain(|check| {
+            match check.when.as_ref().and_then(|when| when.skips(green_weight)) {
+                Some(reason) => {
+                    tracing::info!(check = %check.name, green_weight, reason = %reason, "check skipped");
+                    skipped.push(SkippedCheck {
+                        name: check.name.clone(),
+                        reason,
+                    });
+                    false
+                }
+                None => true,
+            }
+        });
+        Bound {
+            plan: Cow::Owned(kept),
+            vars,
+            skipped,
+        }
     }
 }
 

@@ -15,12 +15,11 @@ use crate::discovery::TargetGroups;
 use crate::error::ConfigError;
 use crate::executor::{WatchState, WatchStep};
 use crate::outcome::CheckResult;
-use crate::plan::Plans;
+use crate::plan::{Bound, Plans, RunInputs};
 use crate::redact::Redactor;
-use crate::report::{SkippedCheck, StageReport};
+use crate::report::StageReport;
 use crate::source::Source;
 use crate::stage::Stage;
-use crate::template::Vars;
 use crate::transport::client::{BodyBudget, TargetSettings, Targets};
 
 /// A validated config, its HTTP clients, its plans and its redactor.
@@ -202,53 +201,30 @@ impl Suite {
         self
     }
 
-    /// Run a stage's checks within `budget` and judge them. Never fails: whatever goes wrong is
-    /// in the report, and the report's verdict is failed.
-    pub async fn run_stage(
+    /// Run a whole stage in this process within `budget` (the CLI, and tests): a watch
+    /// (`repeat`) must finish within it, so give it the whole watch's time (the CLI does).
+    /// Never fails: whatever goes wrong is in the report, and the report's verdict is failed.
+    pub async fn run_whole(
         &self,
         stage: Stage,
         budget: Duration,
         run_id: String,
-        deployment_id: Option<String>,
+        inputs: StageInputs,
     ) -> StageReport {
-        self.run_stage_for(stage, budget, run_id, deployment_id, None)
-            .await
-    }
-
-    /// The same, with what this run found of the deployment's target groups: `None` when
-    /// nothing looked, an error that a check needing them reports. A watch (`repeat`) must
-    /// finish within `budget` here: give the whole watch's time (the CLI does).
-    pub async fn run_stage_for(
-        &self,
-        stage: Stage,
-        budget: Duration,
-        run_id: String,
-        deployment_id: Option<String>,
-        target_groups: Option<Result<TargetGroups, String>>,
-    ) -> StageReport {
-        let inputs = StageInputs {
-            deployment_id,
-            target_groups,
-            ..StageInputs::default()
-        };
-        match self.run_stage_with(stage, budget, run_id, inputs).await {
+        match self.run(stage, budget, run_id, inputs).await {
             StageRun::Decided(report) => report,
-            StageRun::Watching { mut report, .. } => {
-                report.errors.push(format!(
-                    "the watch did not finish within the budget of {}: give it the time of its \
-                     longest repeat (defaults.budget)",
-                    humantime::format_duration(budget)
-                ));
-                report.verdict = crate::verdict::Verdict::Failed;
-                report
-            }
+            StageRun::Watching { report, .. } => report.with_error(format!(
+                "the watch did not finish within the budget of {}: give it the time of its \
+                 longest repeat (defaults.budget)",
+                humantime::format_duration(budget)
+            )),
         }
     }
 
     /// One invocation's share of a stage: every single check (first invocation) and the runs
     /// of repeating checks that fit in `budget`. Either the stage is decided, or the watch goes
     /// on in another invocation from the state returned.
-    pub async fn run_stage_with(
+    pub async fn run(
         &self,
         stage: Stage,
         budget: Duration,
@@ -281,60 +257,19 @@ impl Suite {
             ));
         }
         let deployment_id = inputs.deployment_id.unwrap_or_else(|| "local".to_owned());
-        let mut vars = Vars::new(&run_id, &deployment_id, stage.as_str(), &self.secrets);
-        for (name, why) in self.missing.iter() {
-            vars.unknown(&format!("secrets.{name}"), why);
-        }
-        match inputs.target_groups {
-            Some(Ok(groups)) => {
-                vars.set("green_target_group", &groups.green);
-                vars.set("blue_target_group", &groups.blue);
-                vars.set("load_balancer", &groups.load_balancer);
-            }
-            Some(Err(why)) => {
-                for name in crate::config::metric::DEPLOYMENT_VARIABLES {
-                    vars.unknown(name, &why);
-                }
-            }
-            None => {
-                for name in crate::config::metric::DEPLOYMENT_VARIABLES {
-                    vars.unknown(name, "green's target group was not looked for in this run");
-                }
-            }
-        }
-        // Green's share of production traffic: what the event says (an ECS canary or linear
-        // step), else what the stage implies (all of it once production moved).
-        let green_weight = inputs.green_weight.unwrap_or(match stage {
-            Stage::AfterAllowTraffic => 100,
-            _ => 0,
+        let Bound {
+            plan,
+            vars,
+            skipped,
+        } = plan.bind(RunInputs {
+            stage,
+            run_id: &run_id,
+            deployment_id: &deployment_id,
+            secrets: &self.secrets,
+            missing: &self.missing,
+            target_groups: inputs.target_groups,
+            green_weight: inputs.green_weight,
         });
-        vars.set("green_weight", &green_weight.to_string());
-        vars.set("blue_weight", &(100 - green_weight.min(100)).to_string());
-        vars.set("repeat", "0");
-        // `when` conditions decide which checks run at all at this weight (the plan is copied
-        // only when some check has one).
-        let mut skipped = Vec::new();
-        let filtered;
-        let plan = if plan.checks.iter().any(|check| check.when.is_some()) {
-            let mut kept = plan.clone();
-            kept.checks.retain(|check| {
-                match check.when.as_ref().and_then(|when| when.skips(green_weight)) {
-                    Some(reason) => {
-                        tracing::info!(check = %check.name, green_weight, reason = %reason, "check skipped");
-                        skipped.push(SkippedCheck {
-                            name: check.name.clone(),
-                            reason,
-                        });
-                        false
-                    }
-                    None => true,
-                }
-            });
-            filtered = kept;
-            &filtered
-        } else {
-            plan
-        };
         let ctx = Arc::new(RunContext {
             vars,
             redactor: self.redactor.clone(),
@@ -342,7 +277,7 @@ impl Suite {
             progress: self.progress.clone(),
         });
         let resume = inputs.resume.map(|state| (state, inputs.chain_cap));
-        let step = crate::executor::run(plan, ctx, budget, resume, &run_id, stage).await;
+        let step = crate::executor::run(&plan, ctx, budget, resume, &run_id, stage).await;
         // The one place a stage's texts are scrubbed before they reach a report.
         let report = |checks: Vec<CheckResult>, errors: Vec<String>| {
             let checks = checks
@@ -510,20 +445,20 @@ stages:
         .unwrap();
         let suite = Suite::new(config, Source::Inline).unwrap();
         let other = suite
-            .run_stage(
+            .run_whole(
                 Stage::BeforeAllowTraffic,
                 Duration::from_secs(5),
                 "gl-1".into(),
-                None,
+                StageInputs::default(),
             )
             .await;
         assert_eq!(other.verdict, crate::Verdict::Passed, "{other:#?}");
         let using = suite
-            .run_stage(
+            .run_whole(
                 Stage::AfterAllowTestTraffic,
                 Duration::from_secs(5),
                 "gl-1".into(),
-                None,
+                StageInputs::default(),
             )
             .await;
         assert_eq!(using.verdict, crate::Verdict::Failed);

@@ -72,11 +72,8 @@ impl<S: StatusSink> Hook<S> {
                     // A deployment must never wait out the hour for a continuation that was
                     // never sent: report Failed now.
                     Err(why) => {
-                        let mut report = report;
-                        report.errors.push(why);
-                        report.verdict = crate::verdict::Verdict::Failed;
-                        crate::report::log::emit(&report);
-                        crate::report::emf::emit(&report);
+                        let report = report.with_error(why);
+                        crate::report::publish(&report);
                         report
                     }
                 }

@@ -85,13 +85,10 @@ impl<S: StatusSink> Hook<S> {
                             // Cannot happen past the first invocation's key check; fail
                             // closed all the same rather than hand on an unsealed state.
                             Err(err) => {
-                                let mut report = report;
-                                report.errors.push(format!(
+                                let report = report.with_error(format!(
                                     "the watch needs another invocation, and its state cannot be sealed: {err}"
                                 ));
-                                report.verdict = crate::verdict::Verdict::Failed;
-                                crate::report::log::emit(&report);
-                                crate::report::emf::emit(&report);
+                                crate::report::publish(&report);
                                 self.notify(&report, deadline_ms).await;
                                 return crate::report::ecs::response(&report);
                             }
@@ -128,8 +125,7 @@ impl<S: StatusSink> Hook<S> {
                 };
                 let report = StageReport::not_run(self.stage, event.run_id(), why, Duration::ZERO)
                     .for_deployment(deployment_id);
-                crate::report::log::emit(&report);
-                crate::report::emf::emit(&report);
+                crate::report::publish(&report);
                 report
             }
         };

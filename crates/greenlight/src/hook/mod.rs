@@ -269,8 +269,7 @@ impl<S: StatusSink> Hook<S> {
                         resume,
                         chain_cap: (engine == Engine::CodeDeploy).then_some(CODEDEPLOY_WAIT),
                     };
-                    let evaluation =
-                        async move { suite.run_stage_with(stage, checks, id, inputs).await };
+                    let evaluation = async move { suite.run(stage, checks, id, inputs).await };
                     evaluate(self.stage, &run_id, budget, evaluation).await
                 }
                 Err(why) => StageRun::Decided(StageReport::not_run(
@@ -291,8 +290,7 @@ impl<S: StatusSink> Hook<S> {
             StageRun::Decided(mut report) => {
                 report.warnings.extend(fallback_warning);
                 let report = report.for_deployment(deployment_id);
-                crate::report::log::emit(&report);
-                crate::report::emf::emit(&report);
+                crate::report::publish(&report);
                 StageRun::Decided(report)
             }
             StageRun::Watching {

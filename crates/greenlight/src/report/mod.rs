@@ -45,14 +45,7 @@ pub struct StageReport {
     pub duration: Duration,
 }
 
-/// A check whose `when` condition kept it from running.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SkippedCheck {
-    /// Its name.
-    pub name: String,
-    /// Why it did not run.
-    pub reason: String,
-}
+pub use crate::plan::SkippedCheck;
 
 impl StageReport {
     /// A report for checks that ran.
@@ -80,6 +73,13 @@ impl StageReport {
     /// A stage that could not run at all (config error, panic): always failed.
     pub fn not_run(stage: Stage, run_id: String, error: String, duration: Duration) -> Self {
         StageReport::new(stage, run_id, Vec::new(), vec![error], Vec::new(), duration)
+    }
+
+    /// The same report with one more stage error; the verdict is derived again (so Failed).
+    pub fn with_error(mut self, error: String) -> Self {
+        self.errors.push(error);
+        self.verdict = Verdict::decide(&self.checks, &self.errors);
+        self
     }
 
     /// Attach the deployment id.
@@ -144,6 +144,13 @@ impl std::fmt::Display for Counts {
             self.passed, self.failed, self.errored
         )
     }
+}
+
+/// Write a finished stage where operators look: a log line per check and the verdict (`log`),
+/// and EMF records for CloudWatch metrics (`emf`). The one place both are written.
+pub(crate) fn publish(report: &StageReport) {
+    log::emit(report);
+    emf::emit(report);
 }
 
 #[cfg(test)]
