@@ -115,7 +115,7 @@ impl EcsEvent {
     }
 
     /// Whether ECS is rolling the deployment back: it calls the traffic-shift hooks again with
-    /// the target revision's weight at 0 (see AWS-CONTRACTS.md). Such a call is answered at
+    /// the target revision's weight at 0 (see docs/aws.md). Such a call is answered at
     /// once, so the rollback is never held up by checks of the revision it removes.
     pub fn is_rollback(&self) -> bool {
         let weights = match self.lifecycle_stage.trim() {

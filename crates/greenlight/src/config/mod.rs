@@ -436,7 +436,7 @@ mod tests {
         );
     }
 
-    /// The example from the README and issue #2, verbatim: it must keep working.
+    /// The README's first example, verbatim: it must keep working.
     pub(crate) const EXAMPLE: &str = r#"
 targets:
   test:
@@ -697,7 +697,7 @@ stages:
         }
     }
 
-    /// The scenario example from issue #3, verbatim.
+    /// The first scenario example, verbatim: it must keep working.
     pub(crate) const SCENARIO_EXAMPLE: &str = r#"
 secrets:
   api_key: { env: PAYSIM_API_KEY }
