@@ -136,18 +136,22 @@ async fn read(source: Source, inline: Option<&str>, aws: &Aws) -> Result<Loaded,
         Source::Inline => (inline.unwrap_or_default().to_owned(), None),
         Source::File(path) => (read_file(path, "GREENLIGHT_CONFIG=file:PATH")?, None),
         Source::Ssm(name) => {
-            let (value, _, version) = aws.ssm_parameter(name).await.map_err(from_aws)?;
-            (value, Some(format!("ssm version {version}")))
+            let parameter = aws.ssm_parameter(name).await.map_err(from_aws)?;
+            (
+                parameter.value,
+                Some(format!("ssm version {}", parameter.version)),
+            )
         }
         Source::S3 { bucket, key } => {
             let owner = std::env::var(BUCKET_OWNER_ENV)
                 .ok()
                 .filter(|owner| !owner.trim().is_empty());
-            let (bytes, version) = aws
+            let object = aws
                 .s3_object(bucket, key, MAX_CONFIG_BYTES, owner.as_deref())
                 .await
                 .map_err(from_aws)?;
-            let text = String::from_utf8(bytes).map_err(|_| {
+            let version = object.version;
+            let text = String::from_utf8(object.body).map_err(|_| {
                 ConfigError::invalid(
                     CONFIG_ENV,
                     &source,
@@ -252,7 +256,7 @@ async fn secret(
                 )
             })?,
             (_, _, Some(parameter)) => {
-                let (value, kind, _) = aws.ssm_parameter(parameter).await.map_err(|err| {
+                let read = aws.ssm_parameter(parameter).await.map_err(|err| {
                     ConfigError::invalid(
                         format!("secrets.{name}.ssm"),
                         parameter,
@@ -260,15 +264,15 @@ async fn secret(
                         err.fix,
                     )
                 })?;
-                if kind != "SecureString" {
+                if read.kind != "SecureString" {
                     return Err(ConfigError::invalid(
                         format!("secrets.{name}.ssm"),
                         parameter,
-                        format!("the parameter is a {kind}, not a SecureString"),
+                        format!("the parameter is a {}, not a SecureString", read.kind),
                         "store secrets as SecureString parameters (encrypted at rest)",
                     ));
                 }
-                value
+                read.value
             }
             // Validation guarantees exactly one source.
             (None, None, None) => {

@@ -51,12 +51,33 @@ pub fn sdk_loader() -> aws_config::ConfigLoader {
 }
 
 /// Why a read from AWS failed, in words that say what to fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}; {fix}")]
 pub struct AwsReadError {
     /// What went wrong.
     pub problem: String,
     /// How to fix it.
     pub fix: String,
+}
+
+/// An SSM parameter as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsmParameter {
+    /// Its value, decrypted.
+    pub value: String,
+    /// `String`, `StringList` or `SecureString`.
+    pub kind: String,
+    /// Its version.
+    pub version: i64,
+}
+
+/// An S3 object as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Object {
+    /// Its bytes (at most the limit asked for).
+    pub body: Vec<u8>,
+    /// Its version id, else its ETag, else `unversioned`.
+    pub version: String,
 }
 
 /// SSM `GetParameter`'s answer (the fields read).
@@ -94,7 +115,7 @@ impl Aws {
     }
 
     /// An SSM parameter (decrypted): its value, type and version.
-    pub async fn ssm_parameter(&self, name: &str) -> Result<(String, String, i64), AwsReadError> {
+    pub async fn ssm_parameter(&self, name: &str) -> Result<SsmParameter, AwsReadError> {
         let what = format!("SSM parameter {name}");
         let body = serde_json::json!({ "Name": name, "WithDecryption": true }).to_string();
         let reply = self
@@ -114,11 +135,11 @@ impl Aws {
             problem: format!("SSM returned no parameter for {name}"),
             fix: "check the parameter name".to_owned(),
         })?;
-        Ok((
-            parameter.value.unwrap_or_default(),
-            parameter.r#type.unwrap_or_default(),
-            parameter.version,
-        ))
+        Ok(SsmParameter {
+            value: parameter.value.unwrap_or_default(),
+            kind: parameter.r#type.unwrap_or_default(),
+            version: parameter.version,
+        })
     }
 
     /// An S3 object (at most `limit` bytes) and its version id or ETag.
@@ -128,7 +149,7 @@ impl Aws {
         key: &str,
         limit: usize,
         expected_owner: Option<&str>,
-    ) -> Result<(Vec<u8>, String), AwsReadError> {
+    ) -> Result<S3Object, AwsReadError> {
         let what = format!("S3 object s3://{bucket}/{key}");
         // With the expected owner, S3 refuses (403) a bucket of the same name that another
         // account owns: a deleted and re-created bucket can never feed the hooks its config.
@@ -175,7 +196,10 @@ impl Aws {
             .filter(|v| v != "null")
             .or_else(|| header("etag"))
             .unwrap_or_else(|| "unversioned".to_owned());
-        Ok((reply.body.to_vec(), version))
+        Ok(S3Object {
+            body: reply.body.to_vec(),
+            version,
+        })
     }
 
     /// A Secrets Manager secret's string value.

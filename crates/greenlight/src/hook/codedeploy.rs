@@ -28,12 +28,18 @@ impl<S: StatusSink> Hook<S> {
             "hook invoked by CodeDeploy"
         );
         let target_groups = match self.target_groups_needed() {
-            Some(spec) => Some(
-                self.sink
-                    .green_target_group(&event.deployment_id)
-                    .await
-                    .and_then(|green| crate::discovery::resolve(&spec, &green)),
-            ),
+            Some(spec) => Some(match &self.deployments {
+                Some(client) => {
+                    crate::discovery::green_from_codedeploy(client, &event.deployment_id)
+                        .await
+                        .and_then(|green| crate::discovery::resolve(&spec, &green))
+                }
+                None => Err(
+                    "this hook has no CodeDeploy client to ask which target group is \
+                             green"
+                        .to_owned(),
+                ),
+            }),
             None => None,
         };
         // Why green's target group was not found reaches the log through the report, where it

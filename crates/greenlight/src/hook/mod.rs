@@ -72,6 +72,8 @@ pub struct Hook<S> {
     state_key: Result<StateKey, KeyError>,
     /// This function's name, in every seal (`AWS_LAMBDA_FUNCTION_NAME`; `local` outside Lambda).
     function: String,
+    /// CodeDeploy, read for what the deployment says (green's target group): `discovery`.
+    deployments: Option<aws_sdk_codedeploy::Client>,
 }
 
 /// What the runtime says of one invocation besides its payload.
@@ -100,6 +102,7 @@ impl<S: StatusSink> Hook<S> {
             sink,
             continuation: None,
             state_key: Err(KeyError::Missing),
+            deployments: None,
             function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
                 .ok()
                 .filter(|name| !name.trim().is_empty())
@@ -107,7 +110,13 @@ impl<S: StatusSink> Hook<S> {
         }
     }
 
-    /// The key that seals and verifies watch states (see [`crate::seal`]).
+    /// Where a CodeDeploy hook reads its deployment (green's target group, for metric checks).
+    pub fn with_deployments(mut self, client: aws_sdk_codedeploy::Client) -> Self {
+        self.deployments = Some(client);
+        self
+    }
+
+    /// The key that seals and verifies watch states (see [`seal`]).
     pub fn with_state_key(mut self, key: Result<StateKey, KeyError>) -> Self {
         self.state_key = key;
         self
@@ -389,6 +398,7 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
         .map(|suite| suite.config.defaults.report_reserve.0)
         .unwrap_or_else(|_| Defaults::default().report_reserve.0);
     let sink = CodeDeploySink::from_sdk(aws.sdk().await, reserve);
+    let deployments = sink.client().clone();
     let continuation = Continuation::from_env(Arc::clone(&aws));
     // Read once per cold start. A missing key only matters to a watch that must hand on, and
     // is reported there; the key itself is never logged.
@@ -399,6 +409,7 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
     let hook = Arc::new(
         Hook::new(stage, suite, sink)
             .with_continuation(continuation)
+            .with_deployments(deployments)
             .with_state_key(state_key),
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

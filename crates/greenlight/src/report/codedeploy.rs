@@ -40,15 +40,6 @@ pub trait StatusSink: Send + Sync + 'static {
         event: &CodeDeployEvent,
         verdict: Verdict,
     ) -> impl Future<Output = Result<Delivery, ReportError>> + Send;
-
-    /// The name of green's target group in this deployment, as CodeDeploy knows it.
-    fn green_target_group(
-        &self,
-        deployment_id: &str,
-    ) -> impl Future<Output = Result<String, String>> + Send {
-        let _ = deployment_id;
-        async { Err("this sink cannot ask CodeDeploy which target group is green".to_owned()) }
-    }
 }
 
 /// Attempts of the status call, including the first. More than the SDK's default 3: a lost report
@@ -82,6 +73,11 @@ impl CodeDeploySink {
             .build();
         CodeDeploySink::new(aws_sdk_codedeploy::Client::from_conf(config))
     }
+
+    /// The client it reports through, for the reads of the deployment (`discovery`).
+    pub fn client(&self) -> &aws_sdk_codedeploy::Client {
+        &self.client
+    }
 }
 
 fn report_timeouts(reserve: Duration) -> TimeoutConfig {
@@ -93,10 +89,6 @@ fn report_timeouts(reserve: Duration) -> TimeoutConfig {
 }
 
 impl StatusSink for CodeDeploySink {
-    async fn green_target_group(&self, deployment_id: &str) -> Result<String, String> {
-        crate::discovery::green_from_codedeploy(&self.client, deployment_id).await
-    }
-
     async fn put(
         &self,
         event: &CodeDeployEvent,
