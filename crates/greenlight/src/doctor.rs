@@ -492,7 +492,7 @@ pub async fn permissions(config: Option<&Config>, aws: &Aws) -> Vec<Finding> {
     for (action, resource) in wanted {
         let subject = format!("permission {action}");
         match aws.simulate(&role, &[action], &resource).await {
-            Ok(decisions) => match decisions.first().map(|(_, d)| d.as_str()) {
+            Ok(decisions) => match decisions.first().map(|d| d.decision.as_str()) {
                 Some("allowed") => findings.push(Finding::ok(
                     subject,
                     format!("{role} may call it on {resource} (IAM policy simulation)"),

@@ -168,13 +168,7 @@ async fn signed(sdk: &SdkConfig, call: &Call<'_>) -> Result<reqwest::Request, Fa
         .region()
         .map(|r| r.as_ref().to_owned())
         .unwrap_or_default();
-    // IAM is global and signs in its partition's first region.
-    let region = match call.service {
-        Service::Iam if region.starts_with("cn-") => "cn-north-1".to_owned(),
-        Service::Iam if region.starts_with("us-gov-") => "us-gov-west-1".to_owned(),
-        Service::Iam => "us-east-1".to_owned(),
-        _ => region,
-    };
+    let region = super::endpoint::signing_region(call.service, &region);
     let mut settings = SigningSettings::default();
     if call.service == Service::S3 {
         // S3 signs the path exactly as sent and wants the payload hash as a header.
@@ -252,8 +246,8 @@ fn service_failure(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
         code = code.or_else(|| field(&["__type", "code", "Code"]));
         message = field(&["message", "Message", "errorMessage"]);
     } else if let Ok(text) = std::str::from_utf8(body) {
-        code = code.or_else(|| xml_element(text, "Code"));
-        message = xml_element(text, "Message");
+        code = code.or_else(|| super::xml::first(text, "Code"));
+        message = super::xml::first(text, "Message");
     }
     let code = code
         .map(|code| {
@@ -267,14 +261,6 @@ fn service_failure(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
         message,
         bucket_region: header("x-amz-bucket-region"),
     }
-}
-
-/// The text of the first `<name>` element of an XML answer.
-pub(crate) fn xml_element(text: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = text.find(&open)? + open.len();
-    let end = start + text[start..].find(&format!("</{name}>"))?;
-    Some(text[start..end].to_owned())
 }
 
 #[cfg(test)]

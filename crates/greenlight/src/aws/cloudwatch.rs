@@ -9,15 +9,12 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::endpoint::Service;
-use super::{Aws, AwsReadError, parse_answer, read_error};
+use super::ops::{self, Operation, Payload, Subject};
+use super::{Aws, AwsReadError, parse_answer};
 
 /// What to check when CloudWatch's answer is impossible (more than was asked for).
 const NOT_CLOUDWATCH: &str =
     "check that AWS_ENDPOINT_URL_CLOUDWATCH (or AWS_ENDPOINT_URL) points at CloudWatch";
-
-/// The permission hint for a denied CloudWatch read.
-const CLOUDWATCH_DENIED: &str = "the function's role needs cloudwatch:DescribeAlarms and cloudwatch:GetMetricData (template parameter EnableMetricChecks)";
 
 /// The most pages of alarms read for one check.
 const MAX_ALARM_PAGES: usize = 20;
@@ -89,9 +86,8 @@ struct MetricDataResult {
 /// One paginated CloudWatch operation: what it is called, what it reads (for messages), what
 /// to say when what it names does not exist, and how many pages at most.
 struct Paged<'a> {
-    operation: &'a str,
+    operation: &'static Operation,
     what: &'a str,
-    not_found_fix: &'a str,
     max_pages: usize,
     too_many_fix: &'a str,
 }
@@ -113,23 +109,13 @@ impl Aws {
             if let Some(token) = &next_token {
                 body["NextToken"] = token.as_str().into();
             }
+            let subject = Subject {
+                what: paged.what,
+                resource: "*",
+            };
             let reply = self
-                .json_call(
-                    Service::CloudWatch,
-                    &format!("GraniteServiceVersion20100801.{}", paged.operation),
-                    body.to_string(),
-                    paged.what,
-                )
-                .await
-                .map_err(|failure| {
-                    read_error(
-                        failure,
-                        paged.what,
-                        "ResourceNotFound",
-                        paged.not_found_fix,
-                        CLOUDWATCH_DENIED,
-                    )
-                })?;
+                .call(paged.operation, &subject, Payload::Json(body))
+                .await?;
             next_token = absorb(parse_answer(&reply, paged.what)?)?.filter(|t| !t.is_empty());
             if next_token.is_none() {
                 return Ok(());
@@ -162,9 +148,8 @@ impl Aws {
         }
         let mut alarms = Vec::new();
         let paged = Paged {
-            operation: "DescribeAlarms",
+            operation: &ops::CLOUDWATCH_DESCRIBE_ALARMS,
             what: &what,
-            not_found_fix: "check the alarm names",
             max_pages: MAX_ALARM_PAGES,
             too_many_fix: "name the alarms, or use a narrower prefix",
         };
@@ -211,9 +196,8 @@ impl Aws {
             .map(|id| (id.to_owned(), Series::default()))
             .collect();
         let paged = Paged {
-            operation: "GetMetricData",
+            operation: &ops::CLOUDWATCH_GET_METRIC_DATA,
             what: "CloudWatch metric data",
-            not_found_fix: "check the namespace, metric name and dimensions",
             max_pages: MAX_METRIC_PAGES,
             too_many_fix: "use a longer period or a shorter window",
         };

@@ -7,11 +7,8 @@
 
 use serde::Deserialize;
 
-use super::endpoint::Service;
-use super::{Aws, AwsReadError, parse_answer, read_error};
-
-/// The permission hint for a denied read.
-const ECS_DENIED: &str = "the function's role needs ecs:DescribeServiceRevisions on the service's revisions (template parameters EnableMetricChecks and CreateEcsHookRole)";
+use super::ops::{self, Payload, Subject};
+use super::{Aws, AwsReadError, parse_answer};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,24 +54,18 @@ impl Aws {
         revision_arn: &str,
     ) -> Result<Vec<String>, AwsReadError> {
         let what = format!("ECS service revision {revision_arn}");
-        let body = serde_json::json!({ "serviceRevisionArns": [revision_arn] }).to_string();
+        let body = serde_json::json!({ "serviceRevisionArns": [revision_arn] });
+        let subject = Subject {
+            what: &what,
+            resource: revision_arn,
+        };
         let reply = self
-            .json_call(
-                Service::Ecs,
-                "AmazonEC2ContainerServiceV20141113.DescribeServiceRevisions",
-                body,
-                &what,
+            .call(
+                &ops::ECS_DESCRIBE_SERVICE_REVISIONS,
+                &subject,
+                Payload::Json(body),
             )
-            .await
-            .map_err(|failure| {
-                read_error(
-                    failure,
-                    &what,
-                    "ServiceNotFoundException",
-                    "check the event's targetServiceRevisionArn",
-                    ECS_DENIED,
-                )
-            })?;
+            .await?;
         let answer: DescribeServiceRevisionsOutput = parse_answer(&reply, &what)?;
         // ECS answers an unknown ARN with 200 and a failure entry (reason MISSING), not an error.
         if let Some(failure) = answer.failures.first() {

@@ -149,6 +149,18 @@ fn partition(region: &str) -> Partition {
     }
 }
 
+/// The region a request to `service` is signed for: the function's, except for IAM, which is
+/// global and signs in its partition's first region (its endpoint, one per partition, is chosen
+/// in [`json_service`]: the two global rules live here together).
+pub fn signing_region(service: Service, region: &str) -> String {
+    match service {
+        Service::Iam if region.starts_with("cn-") => "cn-north-1".to_owned(),
+        Service::Iam if region.starts_with("us-gov-") => "us-gov-west-1".to_owned(),
+        Service::Iam => "us-east-1".to_owned(),
+        _ => region.to_owned(),
+    }
+}
+
 /// Why no endpoint could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointError(pub String);

@@ -4,33 +4,27 @@
 //! and read what the checks read. Both speak the query protocol (form in, XML out), one signed
 //! request each.
 
-use bytes::Bytes;
-use http::Method;
-
-use super::call::xml_element;
-use super::endpoint::{self, Service};
-use super::{Aws, AwsReadError, read_error};
+use super::ops::{self, Payload, Subject};
+use super::xml;
+use super::{Aws, AwsReadError};
 
 impl Aws {
     /// The role this process runs as: `arn:PARTITION:iam::ACCOUNT:role/NAME` (a role's path,
     /// which STS does not say, is taken as `/`).
     pub async fn caller_role(&self) -> Result<String, AwsReadError> {
-        let what = "the caller's identity (STS GetCallerIdentity)";
-        let body = "Action=GetCallerIdentity&Version=2011-06-15";
+        let subject = Subject {
+            what: "the caller's identity (STS GetCallerIdentity)",
+            resource: "*",
+        };
         let reply = self
-            .query(Service::Sts, body.to_owned(), what)
-            .await
-            .map_err(|failure| {
-                read_error(
-                    failure,
-                    what,
-                    "NotFound",
-                    "check the function's credentials",
-                    "nothing should deny GetCallerIdentity: check the role's permissions boundary",
-                )
-            })?;
-        let text = String::from_utf8_lossy(&reply);
-        let arn = xml_element(&text, "Arn")
+            .call(
+                &ops::STS_GET_CALLER_IDENTITY,
+                &subject,
+                Payload::Form(Vec::new()),
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&reply.body);
+        let arn = xml::first(&text, "Arn")
             .map(|arn| arn.trim().to_owned())
             .ok_or_else(|| AwsReadError {
                 problem: "STS's answer names no Arn".to_owned(),
@@ -60,59 +54,47 @@ impl Aws {
         role: &str,
         actions: &[&str],
         resource: &str,
-    ) -> Result<Vec<(String, String)>, AwsReadError> {
+    ) -> Result<Vec<Decision>, AwsReadError> {
         let what = format!("a simulation of {role}'s policies (IAM SimulatePrincipalPolicy)");
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("Action", "SimulatePrincipalPolicy")
-            .append_pair("Version", "2010-05-08")
-            .append_pair("PolicySourceArn", role)
-            .append_pair("ResourceArns.member.1", resource);
+        let mut form = vec![
+            ("PolicySourceArn".to_owned(), role.to_owned()),
+            ("ResourceArns.member.1".to_owned(), resource.to_owned()),
+        ];
         for (index, action) in actions.iter().enumerate() {
-            form.append_pair(&format!("ActionNames.member.{}", index + 1), action);
+            form.push((
+                format!("ActionNames.member.{}", index + 1),
+                (*action).to_owned(),
+            ));
         }
+        let subject = Subject {
+            what: &what,
+            resource: role,
+        };
         let reply = self
-            .query(Service::Iam, form.finish(), &what)
-            .await
-            .map_err(|failure| {
-                read_error(
-                    failure,
-                    &what,
-                    "NoSuchEntity",
-                    "the role's name has a path: check it in IAM",
-                    "the role needs iam:SimulatePrincipalPolicy on itself to check its own permissions (template.yaml grants it)",
-                )
-            })?;
-        let text = String::from_utf8_lossy(&reply);
-        Ok(text
-            .split("<EvalActionName>")
-            .skip(1)
-            .filter_map(|chunk| {
-                let action = chunk.split("</EvalActionName>").next()?.to_owned();
-                let decision = xml_element(chunk, "EvalDecision")?;
-                Some((action.trim().to_owned(), decision.trim().to_owned()))
+            .call(
+                &ops::IAM_SIMULATE_PRINCIPAL_POLICY,
+                &subject,
+                Payload::Form(form),
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&reply.body);
+        // One EvalActionName and one EvalDecision per evaluation result, in order.
+        Ok(xml::texts(&text, "EvalActionName")
+            .into_iter()
+            .zip(xml::texts(&text, "EvalDecision"))
+            .map(|(action, decision)| Decision {
+                action: action.trim().to_owned(),
+                decision: decision.trim().to_owned(),
             })
             .collect())
     }
+}
 
-    /// A query-protocol call (`POST /`, a form): its XML answer.
-    async fn query(
-        &self,
-        service: Service,
-        body: String,
-        what: &str,
-    ) -> Result<Bytes, super::call::Failure> {
-        let headers = vec![(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
-        )];
-        self.request(
-            service,
-            |resolve| endpoint::json_service(service, resolve),
-            (Method::POST, headers, Bytes::from(body)),
-            256 * 1024,
-            what,
-        )
-        .await
-        .map(|reply| reply.body)
-    }
+/// IAM's decision for one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The action, e.g. `sns:Publish`.
+    pub action: String,
+    /// `allowed`, `implicitDeny` or `explicitDeny`.
+    pub decision: String,
 }

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use http::Method;
 
 use super::endpoint::{self, Service};
-use super::{Aws, AwsReadError, read_error};
+use super::ops::{self, Payload, Subject};
+use super::{Aws, AwsReadError};
 
 /// What is escaped in the function's name or ARN within the path: all but RFC 3986's
 /// unreserved characters (an ARN's colons are escaped).
@@ -57,32 +58,29 @@ impl Aws {
             "2015-03-31/functions/{}/invocations",
             percent_encoding::utf8_percent_encode(function, PATH_SEGMENT)
         );
-        self.request(
-            Service::Lambda,
-            |resolve| {
-                let base = endpoint::json_service(Service::Lambda, resolve)?;
-                let mut url = base
-                    .join(&path)
-                    .map_err(|err| endpoint::EndpointError(err.to_string()))?;
-                if let Some(qualifier) = qualifier {
-                    url.query_pairs_mut().append_pair("Qualifier", qualifier);
-                }
-                Ok(url)
-            },
-            (Method::POST, headers, Bytes::from(body)),
-            64 * 1024,
-            &what,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|failure| {
-            read_error(
-                failure,
-                &what,
-                "ResourceNotFoundException",
-                "check AWS_LAMBDA_FUNCTION_NAME (Lambda sets it)",
-                "the function's role needs lambda:InvokeFunction on the function itself (template.yaml grants it)",
-            )
-        })
+        let url = Box::new(move |resolve: &endpoint::Resolve<'_>| {
+            let base = endpoint::json_service(Service::Lambda, resolve)?;
+            let mut url = base
+                .join(&path)
+                .map_err(|err| endpoint::EndpointError(err.to_string()))?;
+            if let Some(qualifier) = qualifier {
+                url.query_pairs_mut().append_pair("Qualifier", qualifier);
+            }
+            Ok(url)
+        });
+        let payload = Payload::Rest {
+            url,
+            method: Method::POST,
+            headers,
+            body: Bytes::from(body),
+            max_answer: ops::LAMBDA_INVOKE.max_answer,
+        };
+        let subject = Subject {
+            what: &what,
+            resource: function,
+        };
+        self.call(&ops::LAMBDA_INVOKE, &subject, payload)
+            .await
+            .map(|_| ())
     }
 }

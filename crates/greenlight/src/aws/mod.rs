@@ -14,8 +14,10 @@ pub(crate) mod ecs;
 pub(crate) mod endpoint;
 pub(crate) mod iam;
 pub(crate) mod lambda;
+pub(crate) mod ops;
 pub(crate) mod sdk_http;
 pub(crate) mod sns;
+pub(crate) mod xml;
 
 pub use self::cloudwatch::{AlarmState, Series};
 
@@ -28,12 +30,9 @@ use http::Method;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use self::call::{Call, Failure};
+use self::call::Failure;
 use self::endpoint::{Resolve, Service};
-
-/// The largest SSM or Secrets Manager answer read (a SecureString is at most 8 KB, a secret
-/// 64 KB, plus the JSON around them).
-const MAX_JSON_ANSWER: usize = 256 * 1024;
+use self::ops::{Payload, Subject};
 
 /// Lazily loaded AWS access.
 #[derive(Debug, Default)]
@@ -117,19 +116,14 @@ impl Aws {
     /// An SSM parameter (decrypted): its value, type and version.
     pub async fn ssm_parameter(&self, name: &str) -> Result<SsmParameter, AwsReadError> {
         let what = format!("SSM parameter {name}");
-        let body = serde_json::json!({ "Name": name, "WithDecryption": true }).to_string();
+        let body = serde_json::json!({ "Name": name, "WithDecryption": true });
+        let subject = Subject {
+            what: &what,
+            resource: name,
+        };
         let reply = self
-            .json_call(Service::Ssm, "AmazonSSM.GetParameter", body, &what)
-            .await
-            .map_err(|failure| {
-                read_error(
-                    failure,
-                    &what,
-                    "ParameterNotFound",
-                    "create the parameter, or fix the name",
-                    &format!("the function's role needs ssm:GetParameter on parameter {name}"),
-                )
-            })?;
+            .call(&ops::SSM_GET_PARAMETER, &subject, Payload::Json(body))
+            .await?;
         let answer: GetParameterOutput = parse_answer(&reply, &what)?;
         let parameter = answer.parameter.ok_or_else(|| AwsReadError {
             problem: format!("SSM returned no parameter for {name}"),
@@ -156,34 +150,30 @@ impl Aws {
         let headers = expected_owner
             .map(|owner| vec![("x-amz-expected-bucket-owner", owner.to_owned())])
             .unwrap_or_default();
+        let resource = format!("arn:aws:s3:::{bucket}/{key}");
+        let subject = Subject {
+            what: &what,
+            resource: &resource,
+        };
+        let payload = Payload::Rest {
+            url: Box::new(|resolve| endpoint::s3_object(resolve, bucket, key)),
+            method: Method::GET,
+            headers,
+            body: Bytes::new(),
+            max_answer: limit,
+        };
         let reply = self
-            .request(
-                Service::S3,
-                |resolve| endpoint::s3_object(resolve, bucket, key),
-                (Method::GET, headers, Bytes::new()),
-                limit,
-                &what,
-            )
+            .call(&ops::S3_GET_OBJECT, &subject, payload)
             .await
-            .map_err(|failure| match failure {
-                Failure::TooLarge { limit } => AwsReadError {
-                    problem: format!("s3://{bucket}/{key} is over the {limit}-byte limit"),
-                    fix: "a greenlight config is a few kilobytes: check the key".to_owned(),
-                },
-                failure => read_error(
-                    failure,
-                    &what,
-                    "NoSuchKey",
-                    "upload the config there, or fix the bucket and key",
-                    &format!(
-                        "the function's role needs s3:GetObject on arn:aws:s3:::{bucket}/{key}, \
-                         and the bucket must belong to the expected owner \
-                         (GREENLIGHT_CONFIG_BUCKET_OWNER{})",
-                        expected_owner
-                            .map(|o| format!(" = {o}"))
-                            .unwrap_or_default()
-                    ),
-                ),
+            .map_err(|mut err| {
+                // Name the owner the read insisted on, when it did.
+                if let Some(owner) = expected_owner {
+                    err.fix = err.fix.replace(
+                        "(GREENLIGHT_CONFIG_BUCKET_OWNER)",
+                        &format!("(GREENLIGHT_CONFIG_BUCKET_OWNER = {owner})"),
+                    );
+                }
+                err
             })?;
         let header = |name: &str| {
             reply
@@ -205,24 +195,18 @@ impl Aws {
     /// A Secrets Manager secret's string value.
     pub async fn secret_string(&self, id: &str) -> Result<String, AwsReadError> {
         let what = format!("secret {id}");
-        let body = serde_json::json!({ "SecretId": id }).to_string();
+        let body = serde_json::json!({ "SecretId": id });
+        let subject = Subject {
+            what: &what,
+            resource: id,
+        };
         let reply = self
-            .json_call(
-                Service::SecretsManager,
-                "secretsmanager.GetSecretValue",
-                body,
-                &what,
+            .call(
+                &ops::SECRETS_GET_SECRET_VALUE,
+                &subject,
+                Payload::Json(body),
             )
-            .await
-            .map_err(|failure| {
-                read_error(
-                    failure,
-                    &what,
-                    "ResourceNotFoundException",
-                    "create the secret, or fix its id",
-                    &format!("the function's role needs secretsmanager:GetSecretValue on {id}"),
-                )
-            })?;
+            .await?;
         let answer: GetSecretValueOutput = parse_answer(&reply, &what)?;
         match answer.secret_string {
             Some(value) => Ok(value),
@@ -231,56 +215,6 @@ impl Aws {
                 fix: "store the value as a SecretString".to_owned(),
             }),
         }
-    }
-
-    /// An awsJson call: `POST /` with the operation in `X-Amz-Target` (JSON 1.0 for
-    /// CloudWatch, 1.1 for the others).
-    async fn json_call(
-        &self,
-        service: Service,
-        target: &str,
-        body: String,
-        what: &str,
-    ) -> Result<call::Reply, Failure> {
-        let content_type = match service {
-            Service::CloudWatch => "application/x-amz-json-1.0",
-            _ => "application/x-amz-json-1.1",
-        };
-        let headers = vec![
-            ("content-type", content_type.to_owned()),
-            ("x-amz-target", target.to_owned()),
-        ];
-        self.request(
-            service,
-            |resolve| endpoint::json_service(service, resolve),
-            (Method::POST, headers, Bytes::from(body)),
-            MAX_JSON_ANSWER,
-            what,
-        )
-        .await
-    }
-
-    /// Resolve the endpoint (`url_for`), then send one signed request to it.
-    async fn request(
-        &self,
-        service: Service,
-        url_for: impl FnOnce(&Resolve<'_>) -> Result<url::Url, endpoint::EndpointError>,
-        (method, headers, body): (Method, Vec<(&'static str, String)>, Bytes),
-        max_bytes: usize,
-        what: &str,
-    ) -> Result<call::Reply, Failure> {
-        let sdk = self.sdk().await;
-        let url = url_for(&resolve(sdk, service)).map_err(|err| Failure::Endpoint(err.0))?;
-        let call = Call {
-            service,
-            method,
-            url,
-            headers,
-            body,
-            max_bytes,
-            what,
-        };
-        call::send(sdk, self.client()?, &call).await
     }
 
     /// The same HTTPS client, for a notification's webhook (built once, on first use).
@@ -352,68 +286,5 @@ fn classify_json_error(err: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Syntax => "a syntax error",
         serde_json::error::Category::Data => "unexpected fields",
         serde_json::error::Category::Eof => "cut short",
-    }
-}
-
-/// Name what went wrong with a read and how to fix it, from the error code AWS sent.
-fn read_error(
-    failure: Failure,
-    what: &str,
-    not_found_code: &str,
-    not_found_fix: &str,
-    denied_fix: &str,
-) -> AwsReadError {
-    match failure {
-        Failure::Service {
-            status,
-            code,
-            message,
-            bucket_region,
-        } => {
-            let code = code.unwrap_or_else(|| match status {
-                403 => "AccessDenied".to_owned(),
-                404 => "NotFound".to_owned(),
-                other => format!("HTTP {other}"),
-            });
-            if code == not_found_code || code == "NotFound" || code == "NoSuchBucket" {
-                AwsReadError {
-                    problem: format!("{what} does not exist ({code})"),
-                    fix: not_found_fix.to_owned(),
-                }
-            } else if code.contains("AccessDenied") {
-                AwsReadError {
-                    problem: format!("access to {what} was denied ({code})"),
-                    fix: denied_fix.to_owned(),
-                }
-            } else if let Some(region) = bucket_region.filter(|_| status == 301 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed") {
-                AwsReadError {
-                    problem: format!("{what} is in region {region}, not the function's ({code})"),
-                    fix: format!("keep the config bucket in the function's region, or set AWS_ENDPOINT_URL_S3=https://s3.{region}.amazonaws.com"),
-                }
-            } else {
-                let message = message.map(|m| format!(": {m}")).unwrap_or_default();
-                AwsReadError {
-                    problem: format!("could not read {what}: {code}{message}"),
-                    fix: "check the name, the region and the function's permissions".to_owned(),
-                }
-            }
-        }
-        Failure::Transport(why) => AwsReadError {
-            problem: format!("could not read {what}: {why}"),
-            fix: "check network access to the AWS API from the function (NAT gateway or VPC endpoint) and the AWS_ENDPOINT_URL_* variables".to_owned(),
-        },
-        Failure::TooLarge { limit } => AwsReadError {
-            problem: format!("the answer for {what} is over the {limit}-byte limit"),
-            fix: "check that the endpoint is the AWS service (AWS_ENDPOINT_URL_* variables)"
-                .to_owned(),
-        },
-        Failure::Endpoint(why) => AwsReadError {
-            problem: format!("could not read {what}: {why}"),
-            fix: "set AWS_REGION, or the endpoint variable named above".to_owned(),
-        },
-        Failure::Credentials(why) => AwsReadError {
-            problem: format!("could not read {what}: {why}"),
-            fix: "give the function (or your shell) AWS credentials and a region: the Lambda role, or AWS_PROFILE / AWS_ACCESS_KEY_ID and AWS_REGION".to_owned(),
-        },
     }
 }
