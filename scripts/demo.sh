@@ -47,16 +47,25 @@ require_free "$prod_port" PROD_PORT; require_free "$test_port" TEST_PORT
 require_free "$watch_port" WATCH_PORT; require_free "$codedeploy_port" CODEDEPLOY_PORT
 require_free "$cloudwatch_port" CLOUDWATCH_PORT
 
+# Logs of the processes started here, numbered in start order (never two with one name).
+started=0
+
 # paysim prints "paysim vN listening on http://127.0.0.1:PORT (fault: ...)"; start it on a free
 # port and leave that port in $port. Not called in $(...): the pid must reach this shell's
 # $pids, or the cleanup would leave paysim running.
 start_paysim() { # version fault
-  local log="$work/paysim-$1-$RANDOM.log" args=(--version "$1" --port 0 --db "$work/paysim.db")
+  local log="$work/paysim-$1-$((++started)).log" args=(--version "$1" --port 0 --db "$work/paysim.db") pid gone
   [ -n "$2" ] && args+=(--fault "$2")
-  "$bin/paysim" "${args[@]}" > "$log" 2>&1 & pids+=($!)
+  # Created here: the background job's own redirection may not have run yet at the first read.
+  : > "$log"
+  "$bin/paysim" "${args[@]}" > "$log" 2>&1 & pid=$!; pids+=($pid)
   for _ in $(seq 1 300); do
+    # Whether it still runs is asked before its log is read, so a line printed just before it
+    # exited is still seen.
+    gone=; kill -0 "$pid" 2>/dev/null || gone=1
     port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
     [ -n "$port" ] && return 0
+    [ -z "$gone" ] || break
     sleep 0.1
   done
   echo "paysim $1 did not start:" >&2; cat "$log" >&2; exit 1
@@ -67,12 +76,29 @@ start_paysim() { # version fault
 blue_tg=targetgroup/payments-a/73e2d6bc24d8a067
 green_tg=targetgroup/payments-b/2453ed029918f21f
 
+# wait_alb_line TEXT N: wait (at most 30 s) until the local ALB has printed N lines containing
+# TEXT, then show the last of them. It prints each event once it has taken effect (listening,
+# traffic shifted), so this waits on the event itself.
+wait_alb_line() {
+  local count gone
+  for _ in $(seq 1 300); do
+    gone=; kill -0 "$alb_pid" 2>/dev/null || gone=1
+    count=$(grep -c -F -- "$1" "$alb_log" || true)
+    if [ "${count:-0}" -ge "$2" ]; then grep -F -- "$1" "$alb_log" | tail -n 1; return 0; fi
+    [ -z "$gone" ] || break
+    sleep 0.1
+  done
+  echo "the local ALB did not report '$1':" >&2; cat "$alb_log" >&2; exit 1
+}
+
 # The ALB in front of blue and green, and the CloudWatch that publishes their traffic.
 start_alb() { # blue green
-  "$bin/fake-alb" --prod-port "$prod_port" --test-port "$test_port" --blue "$1" --green "$2" & alb_pid=$!; pids+=($alb_pid)
+  alb_log="$work/alb-$((++started)).log"
+  : > "$alb_log"
+  "$bin/fake-alb" --prod-port "$prod_port" --test-port "$test_port" --blue "$1" --green "$2" > "$alb_log" 2>&1 & alb_pid=$!; pids+=($alb_pid)
   "$bin/fake-cloudwatch" --port "$cloudwatch_port" --target-group "$blue_tg=http://127.0.0.1:$1" \
     --target-group "$green_tg=http://127.0.0.1:$2" >/dev/null & cloudwatch_pid=$!; pids+=($cloudwatch_pid)
-  wait_port "$prod_port" "the local ALB"; wait_port "$test_port" "the local ALB"
+  wait_alb_line "[alb] listening" 1
   wait_port "$cloudwatch_port" "the local CloudWatch"
 }
 stop_alb() {
@@ -114,9 +140,11 @@ deploy() { # name
   local i
   for i in 0 1 2; do
     if [ "$i" -eq 2 ]; then
-      # Shift production to green, and let the current 1-second metric period close: like
-      # CloudWatch, the local one publishes whole periods only.
-      kill -USR1 "$alb_pid"; sleep 1
+      # Shift production to green and wait until the ALB says requests go there. Then wait for
+      # the clock to pass the next whole second: like CloudWatch, the local one publishes whole
+      # 1-second periods only, and the metric checks judge green's traffic from the shift on.
+      kill -USR1 "$alb_pid"; wait_alb_line "(traffic shifted)" 1
+      sleep 1
     fi
     local id="$1-${stages[$i]}-$(date +%s%N)"
     "$cargo_lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$watch_port" --output-format json \

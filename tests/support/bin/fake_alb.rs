@@ -1,5 +1,10 @@
-//! A local ALB for `make demo`: production and test listeners forwarding to blue and green.
+//! A local ALB for `make demo`: production and test listeners forwarding to blue and green,
+//! answering 502 for a target that fails, as an ALB does (see `greenlight_e2e::alb`).
 //! `kill -USR1` moves the production listener to green (CodeDeploy's AllowTraffic).
+//!
+//! Each event is one line on stdout, printed once it has taken effect, for the demo to wait on:
+//! the listening line once both listeners accept (and `USR1` is handled), the shift line once
+//! requests go to green.
 
 use std::net::SocketAddr;
 
@@ -28,6 +33,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    // Handled before the listening line is printed: until then USR1 would kill the process.
+    let mut shift = signal(SignalKind::user_defined1())?;
     let alb = Alb::start(
         local(args.prod_port),
         local(args.test_port),
@@ -36,10 +43,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     println!(
-        "[alb] production listener {} -> blue {}, test listener {} -> green {}",
+        "[alb] listening: production listener {} -> blue {}, test listener {} -> green {}",
         alb.prod, args.blue, alb.test, args.green
     );
-    let mut shift = signal(SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             _ = shift.recv() => {
