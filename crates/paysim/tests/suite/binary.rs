@@ -1,11 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The real `paysim` binary: its listening line, usage errors, and crash-after.
 
-mod common;
+use crate::common::{Body, Server, WAIT, command, spawn, temp_db};
 
-use common::{Body, Server, WAIT, command, spawn, temp_db};
-
-fn db_arg(db: &common::TempDb) -> &str {
+fn db_arg(db: &crate::common::TempDb) -> &str {
     db.path.to_str().unwrap()
 }
 
@@ -51,7 +49,7 @@ async fn the_line_names_the_fault_and_the_key_comes_from_the_environment() {
     // `command` clears PAYSIM_API_KEY so other tests see the default; set it here.
     let mut child_cmd = command(&cmd_args);
     child_cmd.env("PAYSIM_API_KEY", "sk_from_env");
-    let process = common::spawn_command(child_cmd);
+    let process = crate::common::spawn_command(child_cmd);
     assert!(
         process
             .line

@@ -1,9 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Blue (v1) and green (v2) on one database file at the same time.
 
-mod common;
-
-use common::{Body, key, start, temp_db};
+use crate::common::{Body, key, start, temp_db};
 use paysim::Version;
 use serde_json::{Value, json};
 
@@ -133,7 +131,7 @@ async fn concurrent_writes_from_both_versions_all_land() {
         let server = if n % 2 == 0 { &v1 } else { &v2 };
         let base = server.base.clone();
         tasks.push(tokio::spawn(async move {
-            let server = common::Server::at(base);
+            let server = crate::common::Server::at(base);
             // Every request uses one key pair: half of them are retries of the other half.
             let k = format!("race-{}", n / 2);
             server

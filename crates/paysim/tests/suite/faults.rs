@@ -1,11 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Each `--fault` does what greenlight's checks are meant to catch, and only that.
 
-mod common;
-
 use std::time::Instant;
 
-use common::{Body, key, start, temp_db};
+use crate::common::{Body, key, start, temp_db};
 use paysim::{App, Fault, Options, SLOW_DELAY, Stopped, Version};
 use serde_json::json;
 
@@ -163,13 +161,13 @@ async fn crash_after_stops_the_server_after_n_requests() {
         version: Version::V2,
         db: db.path.clone(),
         fault: Some(Fault::CrashAfter(2)),
-        api_key: common::KEY.to_owned(),
+        api_key: crate::common::KEY.to_owned(),
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serving = tokio::spawn(app.serve(listener));
-    let server = common::Server::at(format!("http://{addr}"));
+    let server = crate::common::Server::at(format!("http://{addr}"));
 
     let first = server
         .send("GET", "/health", None, None, Body::None)
@@ -179,7 +177,7 @@ async fn crash_after_stops_the_server_after_n_requests() {
     assert!(!serving.is_finished());
     let second = server.create(&key("crash"), VISA_JPY).await;
     assert_eq!(second["status"], "captured");
-    let stopped = tokio::time::timeout(common::WAIT, serving)
+    let stopped = tokio::time::timeout(crate::common::WAIT, serving)
         .await
         .expect("serve did not return in time")
         .unwrap()

@@ -1,9 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The HTTP contract, against the real router on 127.0.0.1 with a temporary database.
 
-mod common;
-
-use common::{Body, KEY, Server, key, start, temp_db};
+use crate::common::{Body, KEY, Server, key, start, temp_db};
 use paysim::Version;
 use serde_json::{Value, json};
 
@@ -383,7 +381,7 @@ async fn unknown_things_are_json_errors() {
         .send(
             "DELETE",
             "/v1/payments",
-            Some(&common::bearer()),
+            Some(&crate::common::bearer()),
             None,
             Body::None,
         )
