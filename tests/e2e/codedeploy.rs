@@ -7,14 +7,14 @@
 use std::time::Duration;
 
 use aws_sdk_codedeploy::config::{Credentials, Region};
+use greenlight::CodeDeployEvent;
+use greenlight::ReportError;
 use greenlight::Verdict;
-use greenlight::error::ReportError;
-use greenlight::event::CodeDeployEvent;
-use greenlight::report::codedeploy::{CodeDeploySink, Delivery, REPORT_ATTEMPTS, StatusSink};
+use greenlight::{CodeDeploySink, Delivery, REPORT_ATTEMPTS, StatusSink};
 use greenlight_e2e::codedeploy::{CONTENT_TYPE, FakeCodeDeploy, Fault, TARGET};
 
 async fn sink(fake: &FakeCodeDeploy) -> CodeDeploySink {
-    let loader = greenlight::aws::sdk_loader()
+    let loader = greenlight::sdk_loader()
         .endpoint_url(fake.url())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"));
@@ -149,7 +149,7 @@ async fn a_hung_or_closed_endpoint_is_retried_and_bounded_by_the_reserve() {
     // A CodeDeploy endpoint that accepts connections and never answers: each attempt ends at
     // the attempt timeout, the SDK retries, and the whole call ends within the reserve.
     let hang = greenlight_e2e::targets::Hang::start().await;
-    let loader = greenlight::aws::sdk_loader()
+    let loader = greenlight::sdk_loader()
         .endpoint_url(hang.url())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"));
@@ -174,7 +174,7 @@ async fn a_hung_or_closed_endpoint_is_retried_and_bounded_by_the_reserve() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let loader = greenlight::aws::sdk_loader()
+    let loader = greenlight::sdk_loader()
         .endpoint_url(format!("http://{closed}"))
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"));

@@ -163,7 +163,7 @@ stages:
 async fn the_deployed_function_checks_from_where_it_runs_and_reports_nothing() {
     let emulator = Emulator::start().await;
     let codedeploy = FakeCodeDeploy::start().await;
-    codedeploy.missing_deployment(greenlight::doctor::PROBE_DEPLOYMENT);
+    codedeploy.missing_deployment(greenlight::PROBE_DEPLOYMENT);
     let green = Target::start(Behaviour::Healthy).await;
     let config = format!(
         r#"
@@ -218,10 +218,7 @@ stages:
     // The probe is the only status call, and it changed nothing.
     let calls = codedeploy.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(
-        calls[0].body["deploymentId"],
-        greenlight::doctor::PROBE_DEPLOYMENT
-    );
+    assert_eq!(calls[0].body["deploymentId"], greenlight::PROBE_DEPLOYMENT);
     assert_eq!(
         calls[0].error_type.as_deref(),
         Some("DeploymentDoesNotExistException")

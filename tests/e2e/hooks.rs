@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use greenlight::report::codedeploy::REPORT_ATTEMPTS;
+use greenlight::REPORT_ATTEMPTS;
 use greenlight_e2e::codedeploy::{FakeCodeDeploy, Fault};
 use greenlight_e2e::lambda::{Emulator, Function};
 use greenlight_e2e::leaks::assert_no_form;
@@ -701,7 +701,7 @@ stages:
         .unwrap(),
     )
     .unwrap();
-    let run_id = greenlight::event::run_id_from(sample["executionId"].as_str().unwrap());
+    let run_id = greenlight::run_id_from(sample["executionId"].as_str().unwrap());
     assert!(
         target
             .seen()

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use greenlight::config::Config;
-use greenlight::outcome::Outcome;
-use greenlight::report::StageReport;
-use greenlight::source::Source;
+use greenlight::Config;
+use greenlight::Outcome;
+use greenlight::Source;
+use greenlight::StageReport;
 use greenlight::{Stage, Suite};
 use greenlight_e2e::leaks::{assert_no_form, component};
 use greenlight_e2e::targets::{Behaviour, Target};
@@ -27,7 +27,7 @@ async fn stage(text: &str, secrets: &[(&str, &str)], deployment: Option<&str>) -
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     let suite = Suite::with_secrets(config, Source::Inline, secrets).unwrap();
-    let inputs = greenlight::suite::StageInputs {
+    let inputs = greenlight::StageInputs {
         deployment_id: deployment.map(str::to_owned),
         ..Default::default()
     };
@@ -241,7 +241,7 @@ stages:
     assert!(!echo.seen().is_empty());
     for (what, output) in [
         ("json report", json),
-        ("text report", greenlight::report::text::render(&report)),
+        ("text report", greenlight::render::text(&report)),
         ("summary", report.summary()),
     ] {
         assert_no_form(secret, &output, what);

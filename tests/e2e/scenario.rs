@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use greenlight::config::Config;
-use greenlight::outcome::Outcome;
-use greenlight::report::StageReport;
-use greenlight::source::Source;
+use greenlight::Config;
+use greenlight::Outcome;
+use greenlight::Source;
+use greenlight::StageReport;
 use greenlight::{Stage, Suite};
 use greenlight_e2e::paysim::{API_KEY, Paysim};
 

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use greenlight::hook::seal::{Binding, StateKey};
+use greenlight::{StateBinding as Binding, StateKey};
 use greenlight_e2e::aws::{FakeAws, Store};
 use greenlight_e2e::codedeploy::FakeCodeDeploy;
 use greenlight_e2e::lambda::{Emulator, Function, TEST_STATE_KEY};
@@ -276,7 +276,7 @@ fn seal_for(deployment: &str, execution: &str, state: Value) -> Value {
 fn all_passed_state(execution: &str, planned: u64, started_ms: u64) -> Value {
     json!({
         "v": 1,
-        "run_id": greenlight::event::run_id_from(execution),
+        "run_id": greenlight::run_id_from(execution),
         "stage": "AfterAllowTraffic",
         "seq": 1,
         "started_ms": started_ms,
@@ -337,7 +337,7 @@ async fn a_forged_all_passed_state_is_refused_and_nothing_reaches_green() {
     assert_eq!(reports, ["Failed", "Failed"]);
     // The same claim in ECS's hookDetails.
     let mut state = all_passed_state("ecs-watch-1", 5, now_ms());
-    state["run_id"] = json!(greenlight::event::run_id_from("ecs-watch-1"));
+    state["run_id"] = json!(greenlight::run_id_from("ecs-watch-1"));
     let answer = hook
         .invoke(&ecs_event(
             "POST_PRODUCTION_TRAFFIC_SHIFT",

@@ -6,5 +6,5 @@ use greenlight::Stage;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    greenlight::hook::run(Stage::AfterAllowTestTraffic).await
+    greenlight::run(Stage::AfterAllowTestTraffic).await
 }

@@ -6,5 +6,5 @@ use greenlight::Stage;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    greenlight::hook::run(Stage::AfterAllowTraffic).await
+    greenlight::run(Stage::AfterAllowTraffic).await
 }

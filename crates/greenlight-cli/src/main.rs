@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use greenlight::Aws;
+use greenlight::Budget;
+use greenlight::Config;
 use greenlight::Progress;
-use greenlight::aws::Aws;
-use greenlight::budget::Budget;
-use greenlight::config::Config;
-use greenlight::event::run_id_from;
-use greenlight::report::text;
-use greenlight::source::{self, Source};
-use greenlight::suite::StageInputs;
+use greenlight::Source;
+use greenlight::StageInputs;
+use greenlight::render;
+use greenlight::run_id_from;
 use greenlight::{Stage, Suite, Verdict};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -99,15 +99,15 @@ enum Format {
 }
 
 impl Format {
-    fn render(self, report: &greenlight::report::StageReport) -> anyhow::Result<String> {
+    fn render(self, report: &greenlight::StageReport) -> anyhow::Result<String> {
         Ok(match self {
-            Format::Text => text::render(report),
+            Format::Text => render::text(report),
             Format::Json => format!(
                 "{}\n",
                 serde_json::to_string_pretty(report).context("could not encode the report")?
             ),
-            Format::Junit => greenlight::report::junit::render(report),
-            Format::Markdown => greenlight::report::markdown::render(report),
+            Format::Junit => greenlight::render::junit(report),
+            Format::Markdown => greenlight::render::markdown(report),
         })
     }
 }
@@ -145,7 +145,7 @@ fn destinations(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    greenlight::telemetry::init_cli();
+    greenlight::init_cli();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -187,7 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let run_id = run_id.unwrap_or_else(fresh_run_id);
             let target_groups = match (&suite.config.deployment, green_target_group) {
-                (Some(spec), Some(green)) => Some(greenlight::discovery::resolve(spec, &green)),
+                (Some(spec), Some(green)) => Some(greenlight::resolve_target_groups(spec, &green)),
                 (Some(_), None) if suite.needs_target_groups(stage) => Some(Err(
                     "the CLI cannot ask a deployment which target group is green: pass \
                      --green-target-group NAME (or set GREENLIGHT_GREEN_TARGET_GROUP)"
@@ -212,7 +212,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
             {
                 use std::io::Write as _;
-                let markdown = greenlight::report::markdown::render(&report);
+                let markdown = greenlight::render::markdown(&report);
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -247,7 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .filter_map(|stage| {
                     let longest = config.longest_watch(stage)?;
-                    (longest > greenlight::config::repeat::CODEDEPLOY_MAX_WATCH)
+                    (longest > greenlight::CODEDEPLOY_MAX_WATCH)
                         .then(|| format!("{stage} ({})", humantime::format_duration(longest)))
                 })
                 .collect();
@@ -273,12 +273,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let aws = Aws::new();
             let findings = match load(config, &aws).await {
                 Ok((config, source)) => {
-                    let mut findings =
-                        greenlight::doctor::check_config(&config, &source.to_string(), &aws).await;
-                    findings.extend(greenlight::doctor::cloudwatch(&config, &aws).await);
-                    findings
+                    greenlight::preflight::from_cli(&config, &source.to_string(), &aws).await
                 }
-                Err(err) => vec![greenlight::doctor::Finding::problem(
+                Err(err) => vec![greenlight::Finding::problem(
                     "config",
                     format!("{err:#}"),
                     "fix the config named above (greenlight validate shows the same)",
@@ -314,7 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&greenlight::config::json_schema())?
+                serde_json::to_string_pretty(&greenlight::json_schema())?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -387,8 +384,8 @@ impl Progress for TerminalProgress {
 
 async fn load(path: Option<PathBuf>, aws: &Aws) -> anyhow::Result<(Config, Source)> {
     let loaded = match path {
-        Some(path) => source::load_file(path).await?,
-        None => source::load_env(aws)
+        Some(path) => greenlight::load_file(path).await?,
+        None => greenlight::load_env(aws)
             .await
             .context("no --config given and GREENLIGHT_CONFIG did not provide one")?,
     };

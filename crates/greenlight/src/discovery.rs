@@ -43,7 +43,7 @@ pub fn resolve(spec: &DeploymentSpec, green: &str) -> Result<TargetGroups, Strin
 /// Green's target groups in an ECS-native deployment: those the target service revision
 /// serves from, as ECS resolved them. The one among deployment.target_groups is green; a
 /// revision with none of them is an error, not a guess.
-pub async fn green_from_ecs(
+pub(crate) async fn green_from_ecs(
     aws: &crate::aws::Aws,
     spec: &DeploymentSpec,
     revision_arn: Option<&str>,
@@ -94,7 +94,7 @@ fn name_of(target_group: &str) -> &str {
 
 /// Green's target group name from CodeDeploy: the deployment's ECS target, its task set
 /// labelled `Green`.
-pub async fn green_from_codedeploy(
+pub(crate) async fn green_from_codedeploy(
     client: &aws_sdk_codedeploy::Client,
     deployment_id: &str,
 ) -> Result<String, String> {

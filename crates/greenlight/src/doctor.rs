@@ -89,9 +89,18 @@ impl Finding {
     }
 }
 
+/// The preflight from a shell (`greenlight doctor`): the config, its targets and secrets, and
+/// CloudWatch when a check reads it. The deployed function adds what only it can see
+/// ([`in_lambda`]).
+pub async fn from_cli(config: &Config, source: &str, aws: &Aws) -> Vec<Finding> {
+    let mut findings = check_config(config, source, aws).await;
+    findings.extend(cloudwatch(config, aws).await);
+    findings
+}
+
 /// The offline part and the reachability of the targets and the secrets: what the CLI and the
 /// deployed function both check. The config has already been loaded (its source was read).
-pub async fn check_config(config: &Config, source: &str, aws: &Aws) -> Vec<Finding> {
+pub(crate) async fn check_config(config: &Config, source: &str, aws: &Aws) -> Vec<Finding> {
     let mut findings = vec![Finding::ok("config", format!("{source} loaded and valid"))];
     let targets = match crate::suite::build_targets(config) {
         Ok(targets) => targets,
@@ -272,7 +281,7 @@ async fn target_finding(target: &TargetClient) -> Finding {
 }
 
 /// What the CodeDeploy probe found: the API's answer to a status for [`PROBE_DEPLOYMENT`].
-pub fn codedeploy_finding(
+pub(crate) fn codedeploy_finding(
     answer: Option<Result<crate::report::codedeploy::Delivery, crate::error::ReportError>>,
 ) -> Finding {
     use crate::error::ReportError;
@@ -318,14 +327,9 @@ pub fn codedeploy_finding(
     }
 }
 
-/// The limit on the CodeDeploy probe.
-pub fn probe_limit() -> Duration {
-    PROBE_LIMIT
-}
-
 /// Whether CloudWatch reads are allowed, for a config with `alarms` or `metric` checks: a
 /// `DescribeAlarms` for a name no alarm has (nothing is read but the answer).
-pub async fn cloudwatch(config: &Config, aws: &Aws) -> Option<Finding> {
+pub(crate) async fn cloudwatch(config: &Config, aws: &Aws) -> Option<Finding> {
     let uses = crate::stage::Stage::ALL.into_iter().any(|stage| {
         config.stages.get(stage).is_some_and(|s| {
             s.checks
@@ -353,7 +357,9 @@ pub async fn cloudwatch(config: &Config, aws: &Aws) -> Option<Finding> {
 
 /// Send the CodeDeploy probe through `sink` (a status for [`PROBE_DEPLOYMENT`]), bounded by
 /// [`PROBE_LIMIT`].
-pub async fn probe_codedeploy<S: crate::report::codedeploy::StatusSink>(sink: &S) -> Finding {
+pub(crate) async fn probe_codedeploy<S: crate::report::codedeploy::StatusSink>(
+    sink: &S,
+) -> Finding {
     let event = crate::event::CodeDeployEvent {
         deployment_id: PROBE_DEPLOYMENT.to_owned(),
         lifecycle_event_hook_execution_id: "greenlight-doctor-probe".to_owned(),
@@ -370,7 +376,7 @@ pub async fn probe_codedeploy<S: crate::report::codedeploy::StatusSink>(sink: &S
 
 /// Everything the deployed function can check from where it runs, as the JSON an invocation
 /// with `{"greenlight": "doctor"}` returns: `{"ok": bool, "findings": [...]}`.
-pub async fn in_lambda<S: crate::report::codedeploy::StatusSink>(
+pub(crate) async fn in_lambda<S: crate::report::codedeploy::StatusSink>(
     suite: Result<&crate::suite::Suite, &str>,
     sink: &S,
 ) -> serde_json::Value {
@@ -427,14 +433,14 @@ pub async fn in_lambda<S: crate::report::codedeploy::StatusSink>(
 }
 
 /// Set by `make invoke` (scripts/invoke.sh): the function runs against local stand-ins.
-pub const LOCAL_RUN_ENV: &str = "GREENLIGHT_LOCAL_RUN";
+pub(crate) const LOCAL_RUN_ENV: &str = "GREENLIGHT_LOCAL_RUN";
 
 /// The deployment group the role reports for, as the template sets it.
-pub const DEPLOYMENT_GROUP_ENV: &str = "GREENLIGHT_DEPLOYMENT_GROUP_ARN";
+pub(crate) const DEPLOYMENT_GROUP_ENV: &str = "GREENLIGHT_DEPLOYMENT_GROUP_ARN";
 
 /// What the role may do, by IAM's own evaluation of its policies (nothing is done): report to
 /// CodeDeploy for its deployment group, and what the config's checks and notifications need.
-pub async fn permissions(config: Option<&Config>, aws: &Aws) -> Vec<Finding> {
+pub(crate) async fn permissions(config: Option<&Config>, aws: &Aws) -> Vec<Finding> {
     let role = match aws.caller_role().await {
         Ok(role) => role,
         Err(err) => return vec![Finding::problem("permissions", err.problem, err.fix)],

@@ -141,7 +141,7 @@ pub enum ReportError {
 
 /// Join an error and its sources into one line, so the root cause (`connection refused`,
 /// `UnknownIssuer`) is not hidden behind a generic top-level message.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -10,7 +10,7 @@ use crate::error::EventError;
 /// What invoked the hook: CodeDeploy (which wants a status call) or ECS's own blue/green engine
 /// (which reads the function's return value).
 #[derive(Debug, Clone, PartialEq)]
-pub enum HookEvent {
+pub(crate) enum HookEvent {
     /// A CodeDeploy lifecycle hook.
     CodeDeploy(CodeDeployEvent),
     /// An ECS-native lifecycle hook.
@@ -19,7 +19,7 @@ pub enum HookEvent {
 
 impl HookEvent {
     /// Tell the two shapes apart and read the one that came.
-    pub fn from_value(payload: &Value) -> Result<Self, EventError> {
+    pub(crate) fn from_value(payload: &Value) -> Result<Self, EventError> {
         let object = payload.as_object().ok_or(EventError::NotAnObject {
             got: json_type(payload),
         })?;
@@ -40,7 +40,7 @@ impl HookEvent {
 /// An ECS-native blue/green lifecycle hook invocation (2025). Both documented shapes are read:
 /// the details under `executionDetails`, or (older) at the top level.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EcsEvent {
+pub(crate) struct EcsEvent {
     /// Identifies this hook execution; the run id derives from it.
     pub execution_id: String,
     /// `POST_TEST_TRAFFIC_SHIFT`, …
@@ -62,7 +62,7 @@ pub struct EcsEvent {
 
 impl EcsEvent {
     /// Read an ECS hook payload.
-    pub fn from_value(payload: &Value) -> Result<Self, EventError> {
+    pub(crate) fn from_value(payload: &Value) -> Result<Self, EventError> {
         let object = payload.as_object().ok_or(EventError::NotAnObject {
             got: json_type(payload),
         })?;
@@ -105,7 +105,7 @@ impl EcsEvent {
 
     /// Green's (the target revision's) share of production traffic, percent, when the event
     /// says: a canary or linear step's weight.
-    pub fn green_weight(&self) -> Option<u8> {
+    pub(crate) fn green_weight(&self) -> Option<u8> {
         let target = self.target_service_revision_arn.as_deref()?;
         if self.production_weights.is_empty() {
             return None;
@@ -117,7 +117,7 @@ impl EcsEvent {
     /// Whether ECS is rolling the deployment back: it calls the traffic-shift hooks again with
     /// the target revision's weight at 0 (see docs/aws.md). Such a call is answered at
     /// once, so the rollback is never held up by checks of the revision it removes.
-    pub fn is_rollback(&self) -> bool {
+    pub(crate) fn is_rollback(&self) -> bool {
         let weights = match self.lifecycle_stage.trim() {
             "TEST_TRAFFIC_SHIFT" => &self.test_weights,
             "PRODUCTION_TRAFFIC_SHIFT" => &self.production_weights,
@@ -130,19 +130,19 @@ impl EcsEvent {
     }
 
     /// The watch state a previous `IN_PROGRESS` answer handed back, if any.
-    pub fn watch_state(&self) -> Option<&Value> {
+    pub(crate) fn watch_state(&self) -> Option<&Value> {
         self.hook_details.as_ref()?.get(WATCH_KEY)
     }
 
     /// The run id, stable for this hook execution.
-    pub fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> String {
         run_id_from(&self.execution_id)
     }
 }
 
 /// Where a watch's state travels: a key of ECS's `hookDetails`, and of a CodeDeploy hook's
 /// continuation payload.
-pub const WATCH_KEY: &str = "greenlightWatch";
+pub(crate) const WATCH_KEY: &str = "greenlightWatch";
 
 /// The ids CodeDeploy sends to a lifecycle hook (and, in a watch's continuation, its state).
 #[derive(Debug, Clone, PartialEq, Eq)]

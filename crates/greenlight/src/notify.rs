@@ -21,14 +21,14 @@ use crate::report::StageReport;
 use crate::verdict::Verdict;
 
 /// The most time notifications may take, every channel and retry included.
-pub const NOTIFY_BUDGET: Duration = Duration::from_secs(5);
+pub(crate) const NOTIFY_BUDGET: Duration = Duration::from_secs(5);
 
 /// Attempts per channel.
 const ATTEMPTS: u32 = 2;
 
 /// What is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     /// A short line (SNS's subject: at most 100 printable ASCII characters).
     pub subject: String,
     /// The whole message as plain text, for SNS (email, SMS).
@@ -45,7 +45,7 @@ pub struct Message {
 /// ids, errors, check names and messages: text from the config, from green or from AWS). Each
 /// stays on its own line (a value cannot start a line that looks like greenlight's) and, for
 /// Slack, has `&`, `<` and `>` escaped as Slack documents.
-pub fn compose(report: &StageReport, log_link: Option<&str>) -> Message {
+pub(crate) fn compose(report: &StageReport, log_link: Option<&str>) -> Message {
     let deployment = report.deployment_id.as_deref().unwrap_or("(no deployment)");
     let subject: String = format!(
         "greenlight: {} {} for {deployment}",
@@ -151,7 +151,7 @@ fn slack_link(url: &str, label: &str) -> String {
 }
 
 /// The CloudWatch console link to this invocation's log stream, from Lambda's environment.
-pub fn log_link() -> Option<String> {
+pub(crate) fn log_link() -> Option<String> {
     let group = std::env::var("AWS_LAMBDA_LOG_GROUP_NAME").ok()?;
     let stream = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").ok()?;
     let region = std::env::var("AWS_REGION").ok()?;
@@ -193,7 +193,7 @@ fn console_link(region: &str, group: &str, stream: &str) -> Option<String> {
 }
 
 /// Whether this verdict is one the config wants sent.
-pub fn wanted(spec: &NotifySpec, verdict: Verdict) -> bool {
+pub(crate) fn wanted(spec: &NotifySpec, verdict: Verdict) -> bool {
     let on = match verdict {
         Verdict::Passed => NotifyOn::Passed,
         Verdict::Failed => NotifyOn::Failed,

@@ -134,7 +134,7 @@ fn scrub_all(failures: Vec<Mismatch>, redactor: &Redactor) -> Vec<Mismatch> {
 
 /// A p-value for a person: `= 0.012`, `= 3.1e-5`, or `< 1e-15` where a double cannot tell
 /// it from zero (so a report never says `p = 0`).
-pub fn format_p(p: f64) -> String {
+pub(crate) fn format_p(p: f64) -> String {
     if p < 1e-15 {
         "< 1e-15".to_owned()
     } else if p < 1e-3 {
@@ -294,7 +294,7 @@ pub struct RepeatFigures {
 
 /// What one run of a check produced.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Ran {
+pub(crate) struct Ran {
     /// How it ended.
     pub outcome: Outcome,
     /// A probe's figures.

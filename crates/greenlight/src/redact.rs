@@ -2,10 +2,10 @@
 //! passes through a [`Redactor`].
 
 /// What replaces a secret.
-pub const MASK: &str = "[REDACTED]";
+pub(crate) const MASK: &str = "[REDACTED]";
 
 /// Header names whose values are credentials wherever they appear.
-pub const SENSITIVE_HEADERS: &[&str] = &[
+pub(crate) const SENSITIVE_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "cookie",
@@ -16,7 +16,7 @@ pub const SENSITIVE_HEADERS: &[&str] = &[
 ];
 
 /// Whether a header's value must never be shown.
-pub fn is_sensitive_header(name: &str) -> bool {
+pub(crate) fn is_sensitive_header(name: &str) -> bool {
     SENSITIVE_HEADERS
         .iter()
         .any(|sensitive| name.eq_ignore_ascii_case(sensitive))

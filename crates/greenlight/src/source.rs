@@ -15,10 +15,10 @@ use crate::config::{Config, MAX_CONFIG_BYTES};
 use crate::error::ConfigError;
 
 /// The environment variable that holds the config (the document itself, or `file:PATH`).
-pub const CONFIG_ENV: &str = "GREENLIGHT_CONFIG";
+pub(crate) const CONFIG_ENV: &str = "GREENLIGHT_CONFIG";
 
 /// The account that must own the config's S3 bucket (the template sets it to its own).
-pub const BUCKET_OWNER_ENV: &str = "GREENLIGHT_CONFIG_BUCKET_OWNER";
+pub(crate) const BUCKET_OWNER_ENV: &str = "GREENLIGHT_CONFIG_BUCKET_OWNER";
 
 /// Where the config came from, for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +107,7 @@ pub async fn load_env(aws: &Aws) -> Result<Loaded, ConfigError> {
 }
 
 /// Load a config from a `GREENLIGHT_CONFIG` value.
-pub async fn load(setting: &str, aws: &Aws) -> Result<Loaded, ConfigError> {
+pub(crate) async fn load(setting: &str, aws: &Aws) -> Result<Loaded, ConfigError> {
     let source = Source::parse(setting)?;
     let inline = matches!(source, Source::Inline).then_some(setting);
     read(source, inline, aws).await
@@ -204,7 +204,7 @@ fn read_file(path: &std::path::Path, via: &'static str) -> Result<String, Config
 /// the others could not be. A missing secret fails the stages whose checks use it (their
 /// templates say why), not the others.
 #[derive(Debug, Default)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Name → value.
     pub values: BTreeMap<String, String>,
     /// Name → why it could not be read, with the fix.
@@ -213,7 +213,7 @@ pub struct Resolved {
 
 impl Resolved {
     /// Every secret, or the first one missing.
-    pub fn all(mut self) -> Result<BTreeMap<String, String>, ConfigError> {
+    pub(crate) fn all(mut self) -> Result<BTreeMap<String, String>, ConfigError> {
         match self.missing.pop_first() {
             Some((_, err)) => Err(err),
             None => Ok(self.values),
@@ -224,7 +224,7 @@ impl Resolved {
 /// Resolve every secret of the config: environment, Secrets Manager, SSM SecureString. A
 /// missing or empty one is kept as missing, with why: a stage that uses it fails closed instead
 /// of sending an empty API key.
-pub async fn secrets(config: &Config, aws: &Aws) -> Resolved {
+pub(crate) async fn secrets(config: &Config, aws: &Aws) -> Resolved {
     let mut resolved = Resolved::default();
     for (name, from) in &config.secrets {
         match secret(name, from, aws).await {

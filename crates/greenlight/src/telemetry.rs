@@ -7,7 +7,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// JSON logs on stdout, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default `info`).
 /// Safe to call more than once; later calls do nothing.
-pub fn init_lambda() {
+pub(crate) fn init_lambda() {
     let filter = filter_from(
         std::env::var("AWS_LAMBDA_LOG_LEVEL")
             .ok()

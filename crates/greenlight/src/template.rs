@@ -21,12 +21,12 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// A value as one path segment.
-pub fn encode_path_segment(value: &str) -> String {
+pub(crate) fn encode_path_segment(value: &str) -> String {
     utf8_percent_encode(value, COMPONENT).to_string()
 }
 
 /// A value as one query component (a name or a value between `&` and `=`).
-pub fn encode_query_component(value: &str) -> String {
+pub(crate) fn encode_query_component(value: &str) -> String {
     utf8_percent_encode(value, COMPONENT).to_string()
 }
 
@@ -45,7 +45,7 @@ enum Place {
 const DOT_SEGMENT: &str = "cannot be a path segment";
 
 /// The variables a template uses, `secrets.NAME` for attribute access.
-pub fn variables(source: &str) -> Result<BTreeSet<String>, String> {
+pub(crate) fn variables(source: &str) -> Result<BTreeSet<String>, String> {
     if !is_template(source) {
         return Ok(BTreeSet::new());
     }
@@ -57,13 +57,13 @@ pub fn variables(source: &str) -> Result<BTreeSet<String>, String> {
 }
 
 /// Whether a string has template syntax at all (most do not, and skip the engine).
-pub fn is_template(source: &str) -> bool {
+pub(crate) fn is_template(source: &str) -> bool {
     source.contains("{{") || source.contains("{%") || source.contains("{#")
 }
 
 /// The values a run's templates can use.
 #[derive(Clone, Default)]
-pub struct Vars {
+pub(crate) struct Vars {
     values: BTreeMap<String, Value>,
     captures: BTreeMap<String, String>,
     /// Variables that have no value this run, and why (green's target group not found).
@@ -72,7 +72,7 @@ pub struct Vars {
 
 impl Vars {
     /// The variables every scenario has: `run_id`, `deployment_id`, `stage`, `secrets.*`.
-    pub fn new(
+    pub(crate) fn new(
         run_id: &str,
         deployment_id: &str,
         stage: &str,
@@ -95,29 +95,29 @@ impl Vars {
     }
 
     /// Give a run variable its value for this run.
-    pub fn set(&mut self, name: &str, value: &str) {
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
         self.values.insert(name.to_owned(), Value::from(value));
     }
 
     /// Say why a run variable has no value this run: a template that uses it fails with this.
-    pub fn unknown(&mut self, name: &str, why: &str) {
+    pub(crate) fn unknown(&mut self, name: &str, why: &str) {
         self.unknown.insert(name.to_owned(), why.to_owned());
     }
 
     /// Add a captured value.
-    pub fn capture(&mut self, name: &str, value: String) {
+    pub(crate) fn capture(&mut self, name: &str, value: String) {
         self.captures.insert(name.to_owned(), value);
     }
 
     /// Render one string where values are written as they are (headers, bodies, expectations).
-    pub fn render(&self, source: &str) -> Result<String, String> {
+    pub(crate) fn render(&self, source: &str) -> Result<String, String> {
         self.render_in(source, Place::Plain)
     }
 
     /// Render a request path (and query): each value becomes one path segment before the
     /// first `?` of the template and one query component after it. A value that would be an
     /// empty, `.` or `..` segment is refused, naming the variable.
-    pub fn render_path(&self, source: &str) -> Result<String, String> {
+    pub(crate) fn render_path(&self, source: &str) -> Result<String, String> {
         if !is_template(source) {
             return Ok(source.to_owned());
         }
@@ -207,7 +207,7 @@ impl Vars {
     }
 
     /// Whether every variable the template uses has a value now.
-    pub fn can_render(&self, source: &str) -> bool {
+    pub(crate) fn can_render(&self, source: &str) -> bool {
         variables(source).is_ok_and(|used| used.iter().all(|name| self.has(name)))
     }
 
@@ -222,7 +222,10 @@ impl Vars {
     }
 
     /// Render every string inside a JSON value.
-    pub fn render_json(&self, value: &serde_json::Value) -> Result<serde_json::Value, String> {
+    pub(crate) fn render_json(
+        &self,
+        value: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
         Ok(match value {
             serde_json::Value::String(text) => serde_json::Value::String(self.render(text)?),
             serde_json::Value::Array(items) => serde_json::Value::Array(

@@ -21,16 +21,16 @@ use super::endpoint::Service;
 use crate::error::chain;
 
 /// Attempts of one read, the first included (the SDK's standard mode also makes 3).
-pub const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 /// Time for one attempt: connect, send, and read the answer.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time to open a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The first pause between attempts; it doubles.
 const BACKOFF: Duration = Duration::from_millis(200);
 
 /// A request to send.
-pub struct Call<'a> {
+pub(crate) struct Call<'a> {
     /// The service (signing name).
     pub service: Service,
     /// GET or POST.
@@ -49,7 +49,7 @@ pub struct Call<'a> {
 
 /// An answer with a 2xx status.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Response headers.
     pub headers: HeaderMap,
     /// The body, at most `max_bytes`.
@@ -58,7 +58,7 @@ pub struct Reply {
 
 /// Why a call did not give a 2xx answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The service answered with an error.
     Service {
         /// HTTP status.
@@ -101,7 +101,7 @@ impl Failure {
 }
 
 /// Send `call`, signed, retrying what is worth retrying.
-pub async fn send(
+pub(crate) async fn send(
     sdk: &SdkConfig,
     client: &reqwest::Client,
     call: &Call<'_>,

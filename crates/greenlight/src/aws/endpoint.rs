@@ -12,7 +12,7 @@ use url::Url;
 
 /// A service greenlight reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
+pub(crate) enum Service {
     /// Systems Manager Parameter Store.
     Ssm,
     /// Secrets Manager.
@@ -35,7 +35,7 @@ pub enum Service {
 
 impl Service {
     /// The SigV4 signing name, also the endpoint's first label.
-    pub fn signing_name(self) -> &'static str {
+    pub(crate) fn signing_name(self) -> &'static str {
         match self {
             Service::Ssm => "ssm",
             Service::SecretsManager => "secretsmanager",
@@ -51,7 +51,7 @@ impl Service {
 
     /// The SDK's service id, from which `AWS_ENDPOINT_URL_<SERVICE>` and a profile's
     /// `[services]` section are named.
-    pub fn service_id(self) -> &'static str {
+    pub(crate) fn service_id(self) -> &'static str {
         match self {
             Service::Ssm => "SSM",
             Service::SecretsManager => "Secrets Manager",
@@ -66,7 +66,7 @@ impl Service {
     }
 
     /// The variable that overrides this service's endpoint.
-    pub fn endpoint_env(self) -> &'static str {
+    pub(crate) fn endpoint_env(self) -> &'static str {
         match self {
             Service::Ssm => "AWS_ENDPOINT_URL_SSM",
             Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
@@ -83,7 +83,7 @@ impl Service {
 
 /// How the endpoint is chosen: the region and the SDK config's switches.
 #[derive(Debug, Clone, Default)]
-pub struct Resolve<'a> {
+pub(crate) struct Resolve<'a> {
     /// The region (`AWS_REGION`).
     pub region: &'a str,
     /// `AWS_USE_FIPS_ENDPOINT`.
@@ -152,7 +152,7 @@ fn partition(region: &str) -> Partition {
 /// The region a request to `service` is signed for: the function's, except for IAM, which is
 /// global and signs in its partition's first region (its endpoint, one per partition, is chosen
 /// in [`json_service`]: the two global rules live here together).
-pub fn signing_region(service: Service, region: &str) -> String {
+pub(crate) fn signing_region(service: Service, region: &str) -> String {
     match service {
         Service::Iam if region.starts_with("cn-") => "cn-north-1".to_owned(),
         Service::Iam if region.starts_with("us-gov-") => "us-gov-west-1".to_owned(),
@@ -163,10 +163,10 @@ pub fn signing_region(service: Service, region: &str) -> String {
 
 /// Why no endpoint could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointError(pub String);
+pub(crate) struct EndpointError(pub String);
 
 /// The base URL of a JSON service (SSM, Secrets Manager, CloudWatch, ECS): requests are `POST /`.
-pub fn json_service(service: Service, resolve: &Resolve<'_>) -> Result<Url, EndpointError> {
+pub(crate) fn json_service(service: Service, resolve: &Resolve<'_>) -> Result<Url, EndpointError> {
     if let Some(configured) = resolve.configured.as_deref() {
         return parse_configured(service, configured);
     }
@@ -207,7 +207,11 @@ pub fn json_service(service: Service, resolve: &Resolve<'_>) -> Result<Url, Endp
 /// The URL of an S3 object: virtual-hosted (`https://BUCKET.s3.REGION.amazonaws.com/KEY`) when
 /// the bucket name can be a host name, path-style otherwise and always against a configured
 /// endpoint (local endpoints have no bucket subdomains).
-pub fn s3_object(resolve: &Resolve<'_>, bucket: &str, key: &str) -> Result<Url, EndpointError> {
+pub(crate) fn s3_object(
+    resolve: &Resolve<'_>,
+    bucket: &str,
+    key: &str,
+) -> Result<Url, EndpointError> {
     let key = encode_key(key);
     if let Some(configured) = resolve.configured.as_deref() {
         let base = parse_configured(Service::S3, configured)?;

@@ -20,7 +20,7 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
 
 /// The largest payload an asynchronous invocation accepts (Lambda's limit is 256 KB; the
 /// watch state is a few KB).
-pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_EVENT_BYTES: usize = 256 * 1024;
 
 impl Aws {
     /// Queue an asynchronous invocation of `function` (name or ARN, at `qualifier` when given)

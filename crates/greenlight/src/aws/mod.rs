@@ -19,7 +19,7 @@ pub(crate) mod sdk_http;
 pub(crate) mod sns;
 pub(crate) mod xml;
 
-pub use self::cloudwatch::{AlarmState, Series};
+pub(crate) use self::cloudwatch::{AlarmState, Series};
 
 use std::sync::OnceLock;
 

@@ -26,7 +26,7 @@ use crate::transport::client::USER_AGENT;
 /// An SDK HTTP client backed by reqwest. Connectors are cached per timeout settings, as the
 /// SDK's contract asks, so every SDK client shares one connection pool per setting.
 #[derive(Debug, Default)]
-pub struct ReqwestHttpClient {
+pub(crate) struct ReqwestHttpClient {
     connectors: Mutex<Vec<(Timeouts, SharedHttpConnector)>>,
 }
 
@@ -35,7 +35,7 @@ type Timeouts = (Option<Duration>, Option<Duration>);
 
 impl ReqwestHttpClient {
     /// A client to hand to `aws_config::ConfigLoader::http_client`.
-    pub fn shared() -> SharedHttpClient {
+    pub(crate) fn shared() -> SharedHttpClient {
         SharedHttpClient::new(ReqwestHttpClient::default())
     }
 }
@@ -68,7 +68,7 @@ struct ReqwestConnector {
 
 /// A reqwest builder for talking to AWS: greenlight's User-Agent, no redirects and no proxy
 /// from the environment (the SDK's own client never uses either), ring as the TLS provider.
-pub fn aws_client_builder() -> reqwest::ClientBuilder {
+pub(crate) fn aws_client_builder() -> reqwest::ClientBuilder {
     // reqwest is built without a crypto provider of its own: ring, as everywhere here.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()

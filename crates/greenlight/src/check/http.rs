@@ -323,7 +323,8 @@ fn with_snippet(status: String, body: &[u8], redactor: &Redactor) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Dur, Headers, OneOrMany, Pointer, StatusSpec};
+    use crate::config::types::{Headers, Pointer};
+    use crate::config::{Dur, OneOrMany, StatusSpec};
     use bytes::Bytes;
     use http::HeaderMap;
     use serde_json::json;

@@ -16,21 +16,21 @@ use crate::config::types::{CaptureFrom, Dur, StatusSpec};
 use crate::error::ConfigError;
 
 /// The most requests one probe may send to each side.
-pub const MAX_PROBE_REQUESTS: u64 = 1_000_000;
+pub(crate) const MAX_PROBE_REQUESTS: u64 = 1_000_000;
 /// The most requests one probe may have in flight.
-pub const MAX_PROBE_CONCURRENCY: usize = 256;
+pub(crate) const MAX_PROBE_CONCURRENCY: usize = 256;
 /// Requests a probe has in flight when it does not say.
-pub const DEFAULT_PROBE_CONCURRENCY: usize = 8;
+pub(crate) const DEFAULT_PROBE_CONCURRENCY: usize = 8;
 /// The fewest samples per side the Mann-Whitney judge accepts.
-pub const MIN_JUDGE_SAMPLES: u64 = 50;
+pub(crate) const MIN_JUDGE_SAMPLES: u64 = 50;
 /// Below this, a p95 difference is scheduling noise, not a regression.
-pub const DEFAULT_MIN_REGRESSION: Duration = Duration::from_millis(2);
+pub(crate) const DEFAULT_MIN_REGRESSION: Duration = Duration::from_millis(2);
 /// The judge's confidence when the probe does not say.
-pub const DEFAULT_CONFIDENCE: f64 = 0.98;
+pub(crate) const DEFAULT_CONFIDENCE: f64 = 0.98;
 /// The judge's tolerance when the probe does not say.
-pub const DEFAULT_TOLERANCE: f64 = 0.1;
+pub(crate) const DEFAULT_TOLERANCE: f64 = 0.1;
 /// The most retries a check may ask for.
-pub const MAX_RETRIES: u32 = 10;
+pub(crate) const MAX_RETRIES: u32 = 10;
 
 /// Variables that a capture may not overwrite.
 const RESERVED_VARIABLES: [&str; 7] = [
@@ -265,7 +265,7 @@ pub enum InsufficientData {
 }
 
 /// The most alarm names one `DescribeAlarms` call takes.
-pub const MAX_ALARM_NAMES: usize = 100;
+pub(crate) const MAX_ALARM_NAMES: usize = 100;
 
 /// Statistical judges a probe can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]

@@ -11,14 +11,14 @@ use crate::config::types::{Dur, positive};
 use crate::error::ConfigError;
 
 /// The variables a `deployment:` section provides, discovered at each run.
-pub const DEPLOYMENT_VARIABLES: [&str; 3] =
+pub(crate) const DEPLOYMENT_VARIABLES: [&str; 3] =
     ["green_target_group", "blue_target_group", "load_balancer"];
 
 /// The longest window a metric check may look back over.
-pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Datapoints per side a window may hold (`window / period`): CloudWatch's own bound per
 /// query is 100,800; this keeps the report readable and the read one page or two.
-pub const MAX_DATAPOINTS: u64 = 1440;
+pub(crate) const MAX_DATAPOINTS: u64 = 1440;
 
 /// Which load balancer and target groups a deployment moves between (CloudWatch's
 /// `LoadBalancer` and `TargetGroup` dimension values).
@@ -116,7 +116,7 @@ pub struct MetricSpec {
 }
 
 /// The datapoint period when a metric check does not say: CloudWatch's ALB granularity.
-pub const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
 
 fn default_period() -> Dur {
     Dur(DEFAULT_PERIOD)

@@ -5,12 +5,12 @@
 //! ([`types`]), the request fields every kind shares live in [`request`], and each check kind's
 //! spec, defaults and limits in [`checks`]; a config that parses here always plans.
 
-pub mod checks;
-pub mod metric;
-pub mod notify;
-pub mod repeat;
-pub mod request;
-pub mod types;
+pub(crate) mod checks;
+pub(crate) mod metric;
+pub(crate) mod notify;
+pub(crate) mod repeat;
+pub(crate) mod request;
+pub(crate) mod types;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,15 +18,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use self::checks::{
-    AlarmsSpec, CheckSpec, HttpSpec, InsufficientData, JudgeKind, KindSpec, ProbeSpec,
-    ScenarioSpec, StageConfig, StepSpec,
+pub(crate) use self::checks::{
+    AlarmsSpec, CheckSpec, InsufficientData, KindSpec, ProbeSpec, ScenarioSpec, StageConfig,
+    StepSpec,
 };
-pub use self::metric::{DeploymentSpec, MetricBaseline, MetricQuery, MetricSpec, NoData, Reduce};
-pub use self::request::{Expect, HasRequest, RequestFields};
-pub use self::types::{
-    CaptureFrom, Dur, Headers, HttpMethod, OneOrMany, Pointer, StatusSpec, TargetUrl,
-};
+pub(crate) use self::metric::{DeploymentSpec, MetricQuery, MetricSpec, NoData, Reduce};
+pub(crate) use self::request::{Expect, HasRequest, RequestFields};
+pub(crate) use self::types::{CaptureFrom, Dur, OneOrMany, StatusSpec, TargetUrl};
 
 use self::types::positive;
 use crate::error::ConfigError;
@@ -85,20 +83,20 @@ pub struct Target {
 }
 
 /// Per-request timeout unless a target or check says otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra attempts of a failing `http` check.
-pub const DEFAULT_RETRIES: u32 = 2;
+pub(crate) const DEFAULT_RETRIES: u32 = 2;
 /// Delay before the first retry.
-pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Time for a stage when the Lambda deadline is unknown.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
 /// Time kept back from the Lambda deadline for the status report.
-pub const DEFAULT_REPORT_RESERVE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_REPORT_RESERVE: Duration = Duration::from_secs(10);
 /// The most bytes of a response body that are read.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// Checks of a stage that run at once: enough that a realistic stage runs all at once, so its
 /// time is its slowest check.
-pub const DEFAULT_CONCURRENCY: usize = 64;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Defaults that apply to every check unless it says otherwise.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -161,9 +159,9 @@ impl Stages {
 }
 
 /// The largest config document accepted: a greenlight config is a few kilobytes.
-pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 /// The deepest nesting accepted; a real config nests about ten deep.
-pub const MAX_NESTING: usize = 64;
+pub(crate) const MAX_NESTING: usize = 64;
 
 /// Refuse, before the YAML parser sees it, a document too large or nested too deep: the
 /// parser's time grows with the square of the depth (40,000 levels took 17 s).
@@ -415,6 +413,7 @@ pub fn json_schema() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::types::Pointer;
 
     #[test]
     fn rough_inputs_get_messages_that_say_what_and_where() {

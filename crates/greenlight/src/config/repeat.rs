@@ -10,21 +10,21 @@ use crate::config::types::Dur;
 use crate::error::ConfigError;
 
 /// The longest watch a config may ask for: ECS's default lifecycle-hook timeout.
-pub const MAX_WATCH: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_WATCH: Duration = Duration::from_secs(24 * 3600);
 
 /// The longest watch a CodeDeploy hook can carry: CodeDeploy waits one hour for a hook's
 /// status, and the last run and the report need time inside it.
 pub const CODEDEPLOY_MAX_WATCH: Duration = Duration::from_secs(55 * 60);
 
 /// The shortest interval between two runs of a repeating check.
-pub const MIN_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const MIN_EVERY: Duration = Duration::from_secs(1);
 
 /// Errors in a row that end a repeating check as an error (Argo Rollouts' default).
-pub const DEFAULT_ERROR_LIMIT: u32 = 3;
+pub(crate) const DEFAULT_ERROR_LIMIT: u32 = 3;
 
 /// Variables every check can use about the watch and the traffic: the run's index within a
 /// repeat, and the production weights of green and blue (percent).
-pub const WATCH_VARIABLES: [&str; 3] = ["repeat", "green_weight", "blue_weight"];
+pub(crate) const WATCH_VARIABLES: [&str; 3] = ["repeat", "green_weight", "blue_weight"];
 
 /// `repeat:` run the check at `initial_delay`, then every `every`, while the time since the
 /// stage started is at most `for`.

@@ -92,7 +92,7 @@ pub struct RequestFields<'a> {
 }
 
 /// A spec that sends a request.
-pub trait HasRequest {
+pub(crate) trait HasRequest {
     /// Its request fields.
     fn request(&self) -> RequestFields<'_>;
 }

@@ -18,10 +18,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-pub use state::{
-    CHAIN_SLACK, DoneCheck, RECENT_RUNS, RepeatState, STATE_VERSION, StateError, WatchState,
-};
 use state::{ChainLimits, admit_against, push_recent, quote};
+pub(crate) use state::{DoneCheck, RepeatState, STATE_VERSION, StateError, WatchState};
 use watching::{Watching, repeat_result};
 
 use crate::check::{PlannedCheck, RunContext};
@@ -32,7 +30,7 @@ use crate::stage::Stage;
 
 /// What one invocation of a watched stage came to.
 #[derive(Debug)]
-pub enum WatchStep {
+pub(crate) enum WatchStep {
     /// The stage is decided: every check's result, in config order.
     Done(Vec<CheckResult>),
     /// The watch goes on in another invocation, which should start after `wait`.
@@ -293,6 +291,7 @@ mod tests {
     use super::*;
     use crate::config::repeat::RepeatSpec;
     use state::cut;
+    use state::{CHAIN_SLACK, RECENT_RUNS};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use crate::plan::Plans;

@@ -14,10 +14,10 @@ use crate::plan::Plan;
 use crate::stage::Stage;
 
 /// The state's format; a state of another version is refused.
-pub const STATE_VERSION: u8 = 1;
+pub(crate) const STATE_VERSION: u8 = 1;
 
 /// Runs of each repeating check the state (and the final report) keeps.
-pub const RECENT_RUNS: usize = 10;
+pub(crate) const RECENT_RUNS: usize = 10;
 
 /// Characters of a run's message the state keeps.
 const MESSAGE_CHARS: usize = 120;
@@ -130,7 +130,7 @@ impl WatchState {
 
 /// Time a chain of invocations may outlive its longest `for`: one more invocation (Lambda's
 /// 15-minute maximum) for the last run and the report.
-pub const CHAIN_SLACK: Duration = Duration::from_secs(15 * 60);
+pub(crate) const CHAIN_SLACK: Duration = Duration::from_secs(15 * 60);
 
 /// What a carried state may claim, from the config and the engine (never from the state).
 #[derive(Debug, Clone, Copy)]

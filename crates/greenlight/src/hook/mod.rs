@@ -27,10 +27,10 @@ use crate::suite::{StageInputs, StageRun, Suite};
 mod codedeploy;
 mod continuation;
 mod ecs;
-pub mod seal;
+pub(crate) mod seal;
 
 use continuation::CODEDEPLOY_WAIT;
-pub use continuation::Continuation;
+pub(crate) use continuation::Continuation;
 use seal::{Binding, KeyError, StateKey};
 
 /// Extra time past the budget before the evaluation itself is abandoned. The runner already
@@ -344,7 +344,12 @@ struct Invocation {
 
 /// Run an evaluation in its own task so that a panic anywhere in it, or an overrun, still
 /// produces a (failed) report instead of a lost invocation.
-pub async fn evaluate<F>(stage: Stage, run_id: &str, budget: Budget, evaluation: F) -> StageRun
+pub(crate) async fn evaluate<F>(
+    stage: Stage,
+    run_id: &str,
+    budget: Budget,
+    evaluation: F,
+) -> StageRun
 where
     F: Future<Output = StageRun> + Send + 'static,
 {

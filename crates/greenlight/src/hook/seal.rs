@@ -13,16 +13,16 @@ use serde_json::Value;
 use sha2::Sha256;
 
 /// The envelope's format; a state in any other shape (an unsealed one included) is refused.
-pub const SEAL_VERSION: u8 = 2;
+pub(crate) const SEAL_VERSION: u8 = 2;
 
 /// The shortest key accepted, in bytes: HMAC-SHA-256's own block of randomness.
-pub const MIN_KEY_BYTES: usize = 32;
+pub(crate) const MIN_KEY_BYTES: usize = 32;
 
 /// Where the key comes from, in the environment: the key itself (local runs, tests, the demo).
-pub const KEY_ENV: &str = "GREENLIGHT_STATE_KEY";
+pub(crate) const KEY_ENV: &str = "GREENLIGHT_STATE_KEY";
 
 /// Or the ARN of a Secrets Manager secret holding it (the deployed stack creates one).
-pub const KEY_SECRET_ENV: &str = "GREENLIGHT_STATE_KEY_SECRET";
+pub(crate) const KEY_SECRET_ENV: &str = "GREENLIGHT_STATE_KEY_SECRET";
 
 /// The key that seals watch states. Never logged, never in a report.
 #[derive(Clone)]

@@ -13,13 +13,18 @@ use crate::outcome::Outcome;
 use crate::report::StageReport;
 
 /// The namespace when the environment does not name one.
-pub const DEFAULT_NAMESPACE: &str = "greenlight";
+pub(crate) const DEFAULT_NAMESPACE: &str = "greenlight";
 
 /// The most metrics one directive may carry (the EMF specification's limit).
-pub const MAX_METRICS: usize = 100;
+pub(crate) const MAX_METRICS: usize = 100;
 
 /// The EMF records of a finished stage: the stage's, then one per check.
-pub fn records(report: &StageReport, function: &str, namespace: &str, now_ms: u64) -> Vec<Value> {
+pub(crate) fn records(
+    report: &StageReport,
+    function: &str,
+    namespace: &str,
+    now_ms: u64,
+) -> Vec<Value> {
     let counts = report.counts();
     let mut records = Vec::with_capacity(report.checks.len() + 1);
     let mut stage = Record::new(namespace, now_ms, &["Function", "Stage"]);

@@ -1,13 +1,13 @@
 //! Telling the world: the stage report, its log lines, its text and JSON forms, the CodeDeploy
 //! status call and the answer ECS reads.
 
-pub mod codedeploy;
+pub(crate) mod codedeploy;
 pub(crate) mod ecs;
-pub mod emf;
-pub mod junit;
+pub(crate) mod emf;
+pub(crate) mod junit;
 pub(crate) mod log;
-pub mod markdown;
-pub mod text;
+pub(crate) mod markdown;
+pub(crate) mod text;
 
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ pub struct StageReport {
     pub duration: Duration,
 }
 
-pub use crate::plan::SkippedCheck;
+pub(crate) use crate::plan::SkippedCheck;
 
 impl StageReport {
     /// A report for checks that ran.

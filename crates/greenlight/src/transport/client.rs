@@ -28,7 +28,7 @@ use crate::error::{ConfigError, chain};
 
 /// What a target needs to be reached: the config's `targets.NAME`, resolved.
 #[derive(Debug, Clone)]
-pub struct TargetSettings {
+pub(crate) struct TargetSettings {
     /// Base URL (absolute http or https).
     pub url: Url,
     /// Host header and TLS server name, when set.
@@ -43,13 +43,13 @@ pub struct TargetSettings {
 
 /// The clients of every target in the config.
 #[derive(Debug, Clone, Default)]
-pub struct Targets {
+pub(crate) struct Targets {
     clients: BTreeMap<String, Arc<TargetClient>>,
 }
 
 /// A target ready to send to.
 #[derive(Debug, Clone)]
-pub struct TargetClient {
+pub(crate) struct TargetClient {
     /// The name under `targets:`.
     pub name: String,
     /// The client (connection pool, TLS config, resolver).
@@ -73,7 +73,7 @@ pub struct TargetClient {
 /// as many as fit and lets the rest wait (within their timeouts), instead of aborting without
 /// a report.
 #[derive(Debug)]
-pub struct BodyBudget {
+pub(crate) struct BodyBudget {
     permits: Arc<Semaphore>,
     kib: u32,
 }
@@ -86,7 +86,7 @@ const UNBOUNDED_BODY_BYTES: u64 = 512 * 1024 * 1024;
 
 impl BodyBudget {
     /// A budget of `bytes` (at least 1 KiB).
-    pub fn new(bytes: u64) -> Self {
+    pub(crate) fn new(bytes: u64) -> Self {
         let kib = u32::try_from(bytes / 1024)
             .unwrap_or(u32::MAX)
             .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
@@ -99,12 +99,12 @@ impl BodyBudget {
     /// The budget for a function of `memory_mb` megabytes: three eighths of it for bodies,
     /// the rest for the runtime, the HTTP and TLS buffers of every connection and the
     /// allocator's slack (measured: BENCHMARKS.md). Outside Lambda, 512 MiB.
-    pub fn for_memory_mb(memory_mb: Option<u64>) -> Self {
+    pub(crate) fn for_memory_mb(memory_mb: Option<u64>) -> Self {
         BodyBudget::new(memory_mb.map_or(UNBOUNDED_BODY_BYTES, |mb| mb * 1024 * 1024 * 3 / 8))
     }
 
     /// From `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, which Lambda sets to the function's memory.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         BodyBudget::for_memory_mb(
             std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
                 .ok()
@@ -113,7 +113,7 @@ impl BodyBudget {
     }
 
     /// The whole budget, in bytes.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         u64::from(self.kib) * 1024
     }
 
@@ -130,7 +130,7 @@ impl BodyBudget {
 
 impl Targets {
     /// Build a client for each target, all sharing one budget for response bodies.
-    pub fn build<'a>(
+    pub(crate) fn build<'a>(
         settings: impl IntoIterator<Item = (&'a String, TargetSettings)>,
         bodies: Arc<BodyBudget>,
     ) -> Result<Targets, ConfigError> {
@@ -149,19 +149,19 @@ impl Targets {
     }
 
     /// The client of a target.
-    pub fn get(&self, name: &str) -> Option<&Arc<TargetClient>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<TargetClient>> {
         self.clients.get(name)
     }
 
     /// All targets.
-    pub fn iter(&self) -> impl Iterator<Item = &TargetClient> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &TargetClient> {
         self.clients.values().map(AsRef::as_ref)
     }
 }
 
 impl TargetClient {
     /// `https://host:8443/base` + `/health?x=1` → `https://host:8443/base/health?x=1`.
-    pub fn join(&self, path: &str) -> Result<Url, url::ParseError> {
+    pub(crate) fn join(&self, path: &str) -> Result<Url, url::ParseError> {
         let mut text = self.base.as_str().trim_end_matches('/').to_owned();
         text.push_str(path);
         Url::parse(&text)
@@ -237,10 +237,10 @@ fn build_one(
 }
 
 /// The `User-Agent` of every request greenlight sends to a target.
-pub const USER_AGENT: &str = concat!("greenlight/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("greenlight/", env!("CARGO_PKG_VERSION"));
 
 /// `[::1]` → `::1`: URLs bracket IPv6 literals, socket APIs and TLS server names do not.
-pub fn unbracket(host: &str) -> &str {
+pub(crate) fn unbracket(host: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
@@ -402,7 +402,7 @@ impl Resolve for HostOverride {
 
 /// One request, fully resolved.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     /// Request method.
     pub method: Method,
     /// Full URL (target base + path).
@@ -419,7 +419,7 @@ pub struct Request {
 
 /// What came back, read within the limits.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     /// Status code.
     pub status: u16,
     /// Response headers.
@@ -437,7 +437,7 @@ pub struct Response {
 
 /// Why no response could be judged.
 #[derive(Debug, Clone)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// Nothing complete arrived within the timeout (hang, stall, slowness).
     Timeout(Duration),
     /// Could not connect, TLS refused, the stream broke: the check could not run.
@@ -446,7 +446,7 @@ pub enum SendError {
 
 impl SendError {
     /// `(expected, actual)` for a timeout.
-    pub fn timeout_texts(timeout: Duration) -> (String, String) {
+    pub(crate) fn timeout_texts(timeout: Duration) -> (String, String) {
         let shown = humantime::format_duration(timeout);
         (
             format!("a complete response within {shown}"),
@@ -458,7 +458,7 @@ impl SendError {
 /// Send one request and read its response within the limits: the body at most
 /// `max_body_bytes` (and the whole body budget), its memory reserved from the budget once the
 /// headers say how large it is, everything (the wait for memory too) within the timeout.
-pub async fn send(target: &TargetClient, request: &Request) -> Result<Response, SendError> {
+pub(crate) async fn send(target: &TargetClient, request: &Request) -> Result<Response, SendError> {
     let mut builder = target
         .client
         .request(request.method.clone(), request.url.clone())

@@ -28,7 +28,7 @@ use crate::transport::client::{TargetClient, USER_AGENT as GREENLIGHT_AGENT, unb
 
 /// Opens connections to one target and sends one prepared request over them.
 #[derive(Clone)]
-pub struct Dialer {
+pub(crate) struct Dialer {
     target: String,
     dial: (String, u16),
     tls: Option<(TlsConnector, ServerName<'static>)>,
@@ -41,13 +41,13 @@ pub struct Dialer {
 }
 
 /// An open connection, owned by one worker.
-pub struct Conn {
+pub(crate) struct Conn {
     sender: SendRequest<Full<Bytes>>,
 }
 
 /// What one exchange gave: the status, and whether the body outgrew the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// Response status.
     pub status: u16,
     /// The body was larger than the limit (the connection was dropped unread).
@@ -56,7 +56,7 @@ pub struct Answer {
 
 impl Dialer {
     /// Prepare `request` for `target`: the request line and headers are built here, once.
-    pub fn new(target: &TargetClient, request: &Request) -> Result<Dialer, String> {
+    pub(crate) fn new(target: &TargetClient, request: &Request) -> Result<Dialer, String> {
         let url = &request.url;
         let host = url
             .host_str()
@@ -115,7 +115,7 @@ impl Dialer {
     /// Send the request once over `slot`'s connection, opening one if there is none or it
     /// was closed. A request the old connection never sent (the server closed it in between)
     /// is sent again on a new one; one that was sent is never repeated.
-    pub async fn exchange(&self, slot: &mut Option<Conn>) -> Result<Answer, String> {
+    pub(crate) async fn exchange(&self, slot: &mut Option<Conn>) -> Result<Answer, String> {
         let mut request = self.request();
         let reused = match slot.as_mut() {
             Some(conn) => conn.sender.ready().await.is_ok(),
