@@ -18,7 +18,7 @@ pub struct Mismatch {
 }
 
 impl Mismatch {
-    /// A mismatch.
+    /// One expectation that did not hold: what was expected, what came, and where.
     pub fn new(
         what: impl Into<String>,
         expected: impl Into<String>,
@@ -45,7 +45,7 @@ pub enum Outcome {
     },
     /// The check could not run: connection refused, DNS, TLS, a panic, no time left.
     Error {
-        /// Why.
+        /// Why it could not run, and what to fix.
         error: String,
         /// Expectations that had already failed before it stopped being able to run (a
         /// scenario step that failed, then a cleanup that could not connect).
@@ -222,7 +222,7 @@ pub struct JudgeStats {
 /// A probe's figures: green, and blue when a baseline ran.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeStats {
-    /// The probed target.
+    /// Green (or whichever target the probe sent to), as measured.
     #[serde(flatten)]
     pub target: LatencyStats,
     /// The baseline target, interleaved with the probed one.

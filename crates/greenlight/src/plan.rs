@@ -76,7 +76,6 @@ impl Plans {
 
 /// What one run brings to a stage's plan: who it is, and what it found of the deployment.
 pub(crate) struct RunInputs<'a> {
-    /// The stage.
     pub stage: Stage,
     /// Stable per hook execution.
     pub run_id: &'a str,
@@ -105,7 +104,6 @@ pub(crate) struct Bound<'p> {
 /// A check whose `when` condition kept it from running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkippedCheck {
-    /// Its name.
     pub name: String,
     /// Why it did not run.
     pub reason: String,

@@ -14,7 +14,6 @@ use crate::outcome::{CheckResult, Outcome, Ran};
 
 /// A unit of work for [`run_jobs`]: a check's identity and the future that runs it.
 pub(crate) struct Job {
-    /// Check name.
     pub name: String,
     /// Check kind label.
     pub kind: &'static str,

@@ -31,9 +31,9 @@ pub enum Source {
     Ssm(String),
     /// `s3://BUCKET/KEY`.
     S3 {
-        /// The bucket.
+        /// BUCKET, owned by `GREENLIGHT_CONFIG_BUCKET_OWNER` (this account by default).
         bucket: String,
-        /// The object key.
+        /// KEY, read at its latest version.
         key: String,
     },
 }
@@ -52,7 +52,7 @@ impl fmt::Display for Source {
 /// A config with where it came from and which version it was.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// The config.
+    /// The parsed, validated config.
     pub config: Config,
     /// Where it came from.
     pub source: Source,

@@ -25,7 +25,7 @@ use crate::transport::client::{BodyBudget, TargetSettings, Targets};
 /// A validated config, its HTTP clients, its plans and its redactor.
 #[derive(Clone)]
 pub struct Suite {
-    /// The config.
+    /// The validated config the clients and plans were built from.
     pub config: Config,
     /// Where it came from.
     pub source: Source,

@@ -188,13 +188,11 @@ pub(crate) enum Payload<'a> {
     Form(Vec<(String, String)>),
     /// A REST request of the operation's own.
     Rest {
-        /// Its URL.
         url: UrlFor<'a>,
         /// GET or POST.
         method: Method,
         /// Headers to send and sign.
         headers: Vec<(&'static str, String)>,
-        /// Its body.
         body: Bytes,
         /// The largest answer read.
         max_answer: usize,

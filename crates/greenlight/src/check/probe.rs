@@ -29,7 +29,7 @@ const FINISH_MARGIN: Duration = Duration::from_millis(250);
 /// The longest latency the histogram tracks (longer ones are recorded as this).
 const MAX_TRACKED_MICROS: u64 = 3_600_000_000;
 
-/// A planned probe.
+/// A probe ready to run: its request, counts, and the limits and judge it is held to.
 #[derive(Debug, Clone)]
 pub(crate) struct ProbeCheck {
     /// Check name, for progress.

@@ -12,7 +12,7 @@ use crate::outcome::{Mismatch, Outcome};
 use crate::redact::Redactor;
 use crate::template::Vars;
 
-/// A planned scenario.
+/// A scenario ready to run: its steps and cleanup steps, templates not yet rendered.
 #[derive(Debug, Clone)]
 pub(crate) struct ScenarioCheck {
     /// Run in order until one fails.

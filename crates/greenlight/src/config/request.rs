@@ -75,7 +75,6 @@ pub(crate) fn root() -> String {
 pub struct RequestFields<'a> {
     /// Target name, when the spec names one.
     pub target: Option<&'a str>,
-    /// Method.
     pub method: &'a HttpMethod,
     /// Path template.
     pub path: &'a str,

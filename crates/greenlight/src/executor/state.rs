@@ -44,7 +44,6 @@ pub struct WatchState {
 /// A single (not repeating) check that ran in an earlier invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoneCheck {
-    /// Its name.
     pub name: String,
     /// `passed`, `failed` or `error`.
     pub outcome: String,
@@ -55,7 +54,6 @@ pub struct DoneCheck {
 /// A repeating check's progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepeatState {
-    /// Its name.
     pub name: String,
     /// Runs in a row that could not run.
     pub errors_in_row: u32,

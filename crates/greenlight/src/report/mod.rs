@@ -20,7 +20,7 @@ use crate::verdict::Verdict;
 /// Everything known about one run of a stage. Serialized as the CLI's JSON report.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageReport {
-    /// The stage.
+    /// The stage these checks ran for.
     pub stage: Stage,
     /// Passed or failed.
     pub verdict: Verdict,
