@@ -10,7 +10,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::outcome::{CheckResult, Outcome, Ran};
+use crate::check::Attempted;
+use crate::outcome::{CheckResult, Outcome};
 
 /// A unit of work for [`run_jobs`]: a check's identity and the future that runs it.
 pub(crate) struct Job {
@@ -20,7 +21,7 @@ pub(crate) struct Job {
     /// Whether a failure fails the stage.
     pub required: bool,
     /// Runs the check; yields the outcome and the number of attempts.
-    pub work: BoxFuture<'static, (Ran, u32)>,
+    pub work: BoxFuture<'static, Attempted>,
 }
 
 /// Run jobs concurrently (at most `concurrency` at once) until `deadline`.
@@ -45,7 +46,7 @@ pub(crate) async fn run_jobs(
             // The semaphore is never closed, so acquire only fails if it were; run anyway then.
             let _permit = permits.acquire_owned().await.ok();
             let began = Instant::now();
-            let (ran, attempts) = work.await;
+            let Attempted { ran, attempts } = work.await;
             (ran, attempts, began.elapsed())
         });
         index_of.insert(handle.id(), index);
@@ -131,13 +132,19 @@ pub(crate) const PANICKED: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::Ran;
 
     fn job(name: &str, work: impl std::future::Future<Output = Outcome> + Send + 'static) -> Job {
         Job {
             name: name.to_owned(),
             kind: "http",
             required: true,
-            work: Box::pin(async move { (Ran::from(work.await), 1) }),
+            work: Box::pin(async move {
+                Attempted {
+                    ran: Ran::from(work.await),
+                    attempts: 1,
+                }
+            }),
         }
     }
 

@@ -44,10 +44,13 @@ pub struct Suite {
 impl Suite {
     /// Load `GREENLIGHT_CONFIG` from wherever it points, resolve its secrets, build the
     /// clients and the plans: what a cold start does once.
-    pub async fn from_env(aws: &Arc<Aws>) -> Result<(Suite, String), ConfigError> {
+    pub async fn from_env(aws: &Arc<Aws>) -> Result<ColdStart, ConfigError> {
         let loaded = crate::source::load_env(aws).await?;
         let suite = Suite::load(loaded.config, loaded.source, aws).await?;
-        Ok((suite, loaded.version))
+        Ok(ColdStart {
+            suite,
+            version: loaded.version,
+        })
     }
 
     /// Resolve every secret (environment, Secrets Manager, SSM), build the clients and plans.
@@ -313,6 +316,15 @@ impl Suite {
             Err(err) => StageRun::Decided(report(Vec::new(), vec![err.to_string()])),
         }
     }
+}
+
+/// What a cold start built, and which version of the config it read.
+#[derive(Debug)]
+pub struct ColdStart {
+    /// The suite every invocation runs.
+    pub suite: Suite,
+    /// The config's version: its SSM version, S3 version id or ETag, or a digest of its text.
+    pub version: String,
 }
 
 /// What one invocation of a stage is given besides the config and its budget.

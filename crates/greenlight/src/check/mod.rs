@@ -130,6 +130,15 @@ impl CheckKind {
     }
 }
 
+/// A check's last run and how many attempts it took.
+#[derive(Debug)]
+pub(crate) struct Attempted {
+    /// The last attempt's run.
+    pub ran: Ran,
+    /// Attempts made, the first included.
+    pub attempts: u32,
+}
+
 /// The longest wait between two attempts, however many there are.
 pub(crate) const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
@@ -145,19 +154,25 @@ impl PlannedCheck {
         total
     }
 
-    /// Run, retrying a failure while attempts and time remain. Returns the last outcome and how
-    /// many attempts were made. A retry is only started if it can finish before `deadline`.
-    pub(crate) async fn run(&self, ctx: Arc<RunContext>, deadline: Instant) -> (Ran, u32) {
+    /// Run, retrying a failure while attempts and time remain: the last run and how many
+    /// attempts were made. A retry is only started if it can finish before `deadline`.
+    pub(crate) async fn run(&self, ctx: Arc<RunContext>, deadline: Instant) -> Attempted {
         let mut attempt = 1;
         let mut delay = self.retry_delay;
         loop {
             let ran = self.kind.run_once(&ctx, deadline).await;
             if ran.outcome.is_passed() || attempt > self.retries {
-                return (ran, attempt);
+                return Attempted {
+                    ran,
+                    attempts: attempt,
+                };
             }
             if Instant::now() + delay + self.kind.attempt_timeout() > deadline {
                 tracing::debug!(check = %self.name, attempt, "no time left for another attempt");
-                return (ran, attempt);
+                return Attempted {
+                    ran,
+                    attempts: attempt,
+                };
             }
             let outcome = &ran.outcome;
             tracing::info!(

@@ -22,8 +22,8 @@ use state::{ChainLimits, admit_against, push_recent, quote};
 pub(crate) use state::{DoneCheck, RepeatState, STATE_VERSION, StateError, WatchState};
 use watching::{Watching, repeat_result};
 
-use crate::check::{PlannedCheck, RunContext};
-use crate::outcome::{CheckResult, Outcome, Ran, RunRecord};
+use crate::check::{Attempted, PlannedCheck, RunContext};
+use crate::outcome::{CheckResult, Outcome, RunRecord};
 use crate::plan::Plan;
 use crate::pool::{Job, PANICKED, run_jobs};
 use crate::stage::Stage;
@@ -46,7 +46,7 @@ pub(crate) enum WatchStep {
 
 /// How a stage's single runs are made: the check itself in production, anything in tests.
 pub(crate) type Runner = Arc<
-    dyn for<'a> Fn(&'a PlannedCheck, Arc<RunContext>, Instant) -> BoxFuture<'a, (Ran, u32)>
+    dyn for<'a> Fn(&'a PlannedCheck, Arc<RunContext>, Instant) -> BoxFuture<'a, Attempted>
         + Send
         + Sync,
 >;
@@ -290,6 +290,7 @@ fn from_done(check: &PlannedCheck, done: Option<&DoneCheck>) -> CheckResult {
 mod tests {
     use super::*;
     use crate::config::repeat::RepeatSpec;
+    use crate::outcome::Ran;
     use state::cut;
     use state::{CHAIN_SLACK, RECENT_RUNS};
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -332,7 +333,10 @@ stages:
                 if Some(n) == panics_on {
                     panic!("secret sk_live_PANIC in a panic message");
                 }
-                (Ran::from(Outcome::Passed), 1)
+                Attempted {
+                    ran: Ran::from(Outcome::Passed),
+                    attempts: 1,
+                }
             })
         })
     }

@@ -78,7 +78,7 @@ impl Watching {
             let run = AssertUnwindSafe((self.runner)(&self.check, ctx, self.end)).catch_unwind();
             let ran = tokio::select! {
                 caught = run => match caught {
-                    Ok((ran, _attempts)) => ran,
+                    Ok(attempted) => attempted.ran,
                     Err(_) => Ran::from(Outcome::error(PANICKED)),
                 },
                 () = stopped(&mut self.stop) => break,

@@ -384,11 +384,11 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
     let aws = Arc::new(crate::aws::Aws::new());
     let suite = Suite::from_env(&aws).await;
     match &suite {
-        Ok((suite, version)) => tracing::info!(
+        Ok(cold) => tracing::info!(
             stage = %stage,
-            config_source = %suite.source,
-            config_version = %version,
-            targets = suite.config.targets.len(),
+            config_source = %cold.suite.source,
+            config_version = %cold.version,
+            targets = cold.suite.config.targets.len(),
             "config loaded"
         ),
         Err(err) => tracing::error!(
@@ -397,7 +397,7 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
             "config could not be loaded; every invocation will report Failed until it is fixed"
         ),
     }
-    let suite = suite.map(|(suite, _)| suite);
+    let suite = suite.map(|cold| cold.suite);
     let reserve = suite
         .as_ref()
         .map(|suite| suite.config.defaults.report_reserve.0)
