@@ -541,6 +541,70 @@ async fn an_ecs_watch_answers_in_progress_twice_then_its_verdict() {
     assert_eq!(bakes, 5);
 }
 
+/// An ECS hook notifies once, on its final verdict: never on the IN_PROGRESS answers of a watch.
+#[tokio::test]
+async fn an_ecs_watch_notifies_once_on_its_final_verdict() {
+    let rig = Rig::start(Behaviour::Healthy).await;
+    let slack = Target::start(Behaviour::Healthy).await;
+    let webhook = format!("{}/services/T/B/token", slack.url());
+    let config = format!(
+        r#"
+secrets: {{ slack: {{ env: GREENLIGHT_TEST_WEBHOOK }} }}
+notify: {{ webhook: "{{{{secrets.slack}}}}" }}
+targets: {{ green: {{ url: "{}" }} }}
+defaults: {{ budget: 4s, timeout: 500ms, retries: 0 }}
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: bake
+        repeat: {{ every: 2s, for: 8s }}
+        http: {{ target: green, path: "/bake/{{{{repeat}}}}" }}
+"#,
+        rig.target.url()
+    );
+    let hook = rig.emulator.function(
+        "after-allow-traffic",
+        &[
+            ("GREENLIGHT_CONFIG", config.as_str()),
+            ("GREENLIGHT_TEST_WEBHOOK", webhook.as_str()),
+        ],
+    );
+    let weights = json!({"green-rev": 100});
+    let mut details: Option<Value> = None;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let answer = hook
+            .invoke(&ecs_event(
+                "POST_PRODUCTION_TRAFFIC_SHIFT",
+                weights.clone(),
+                details.clone(),
+            ))
+            .await
+            .json();
+        let status = answer["hookStatus"].as_str().unwrap().to_owned();
+        statuses.push(status.clone());
+        if status != "IN_PROGRESS" {
+            break;
+        }
+        // Nothing was posted for an answer that is not a verdict.
+        assert!(slack.seen().is_empty(), "{statuses:?}");
+        let delay = answer["callBackDelay"].as_u64().unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+        details = Some(answer["hookDetails"].clone());
+    }
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("SUCCEEDED"),
+        "{statuses:?}\n{}",
+        hook.logs()
+    );
+    assert!(
+        statuses.len() > 1,
+        "the watch spanned invocations: {statuses:?}"
+    );
+    assert_eq!(slack.seen().len(), 1, "one notification, with the verdict");
+}
+
 #[tokio::test]
 async fn a_rollback_is_answered_at_once_and_steps_carry_their_weight() {
     let rig = Rig::start(Behaviour::Healthy).await;
