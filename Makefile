@@ -5,6 +5,7 @@
 #   make invoke   run one hook under cargo lambda watch and invoke it with a sample event
 #   make serve    start one hook under cargo lambda watch and print the invoke command to use
 #   make bench    performance benchmarks (release build, nginx, wrk, oha): see BENCHMARKS.md
+#   make bench-sizes   the hooks' size and cold start alone (release build only)
 #   make tools    install cargo-lambda into the project venv (.venv, git-ignored)
 
 SHELL := /bin/bash
@@ -29,7 +30,7 @@ export FAULT
 # Never let the AWS SDK wait on the EC2 metadata service on a laptop or CI machine.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: test tools build fmt-check lint lint-templates demo invoke serve bench package clean
+.PHONY: test tools build fmt-check lint lint-templates demo invoke serve bench bench-sizes package clean
 
 test: tools fmt-check lint lint-templates build
 	cargo nextest run --workspace --locked --no-fail-fast
@@ -105,6 +106,11 @@ bench: tools build
 	@test -x target/bench-tools/bin/oha || cargo install oha --locked --root target/bench-tools
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check boto3
 	$(VENV)/bin/python bench/bench.py
+
+# What a change to the hooks' code moves: their size and cold start, without the load rig.
+bench-sizes:
+	cargo build --release --locked -p after-allow-test-traffic -p before-allow-traffic -p after-allow-traffic
+	python3 bench/bench.py sizes
 
 clean:
 	cargo clean

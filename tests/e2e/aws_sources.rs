@@ -963,16 +963,9 @@ async fn a_verdict_goes_to_sns_and_the_webhook_after_the_report() {
         "the same message, escaped for Slack"
     );
     // The log lines come through a pipe after the invocation's answer: wait for them (bounded).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let logs = loop {
-        let logs = hook.logs();
-        if logs.matches("verdict notification sent").count() >= 2
-            || std::time::Instant::now() > deadline
-        {
-            break logs;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let logs = hook
+        .logs_with("verdict notification sent", 2, Duration::from_secs(10))
+        .await;
     assert_eq!(
         logs.matches("verdict notification sent").count(),
         2,
@@ -1008,7 +1001,13 @@ async fn a_notification_that_fails_or_hangs_changes_nothing() {
         "{:?}",
         started.elapsed()
     );
-    let logs = hook.logs();
+    let logs = hook
+        .logs_with(
+            "verdict notification failed; the verdict stands",
+            2,
+            Duration::from_secs(10),
+        )
+        .await;
     assert_eq!(
         logs.matches("verdict notification failed; the verdict stands")
             .count(),

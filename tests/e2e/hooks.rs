@@ -110,7 +110,9 @@ stages:
 
     // cargo lambda watch sends a deadline in 1970: expected locally, so the hook falls back
     // and says so once at INFO, with no warning in the log or the report.
-    let logs = hook.logs();
+    let logs = hook
+        .logs_with("a local emulator", 1, Duration::from_secs(10))
+        .await;
     let said = logs
         .lines()
         .find(|line| line.contains("a local emulator"))

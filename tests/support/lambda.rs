@@ -150,6 +150,7 @@ impl Emulator {
             .kill_on_drop(true);
         let mut child = command.spawn().expect("cannot start the hook binary");
         let logs = Arc::new(Mutex::new(String::new()));
+        let logged = Arc::new(tokio::sync::Notify::new());
         for stream in [
             child
                 .stdout
@@ -164,12 +165,16 @@ impl Emulator {
         .flatten()
         {
             let logs = Arc::clone(&logs);
+            let logged = Arc::clone(&logged);
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    let mut logs = logs.lock().unwrap();
-                    logs.push_str(&line);
-                    logs.push('\n');
+                    {
+                        let mut logs = logs.lock().unwrap();
+                        logs.push_str(&line);
+                        logs.push('\n');
+                    }
+                    logged.notify_waiters();
                 }
             });
         }
@@ -177,6 +182,7 @@ impl Emulator {
             name: name.to_owned(),
             port: self.port,
             logs,
+            logged,
             _child: child,
         }
     }
@@ -187,6 +193,8 @@ pub struct Function {
     pub name: String,
     port: u16,
     logs: Arc<Mutex<String>>,
+    /// Fires at every line logged.
+    logged: Arc<tokio::sync::Notify>,
     _child: Child,
 }
 
@@ -215,6 +223,17 @@ impl Function {
     /// Everything the function logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// The logs once `needle` appears in them `count` times, or after `limit`: lines logged
+    /// after an invocation's answer (a notification's outcome) reach the test through a pipe,
+    /// so a test waits for them rather than reading once.
+    pub async fn logs_with(&self, needle: &str, count: usize, limit: Duration) -> String {
+        crate::wait_until(limit, &self.logged, || {
+            self.logs.lock().unwrap().matches(needle).count() >= count
+        })
+        .await;
+        self.logs()
     }
 
     /// Invoke with a JSON payload through `cargo lambda invoke`.

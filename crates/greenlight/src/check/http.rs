@@ -46,10 +46,7 @@ impl Exchange {
             .map_err(|problem| format!("cannot render the expectations: {problem}"))?;
         let response = match send(&self.request.target, &request).await {
             Ok(response) => response,
-            Err(SendError::Timeout(timeout)) => {
-                let (expected, actual) = SendError::timeout_texts(timeout);
-                return Ok(vec![Mismatch::new("response", expected, actual)]);
-            }
+            Err(SendError::Timeout(timeout)) => return Ok(vec![timed_out(timeout)]),
             Err(SendError::Other(message)) => return Err(message),
         };
         // Captures first, and from every response: cleanup needs the id of a payment even
@@ -318,6 +315,17 @@ fn with_snippet(status: String, body: &[u8], redactor: &Redactor) -> String {
     } else {
         format!("{status} with body {}", snippet(body, redactor))
     }
+}
+
+/// A response that did not come within the timeout: a failure of green (it hung or was too
+/// slow), not a check that could not run.
+fn timed_out(timeout: std::time::Duration) -> Mismatch {
+    let shown = humantime::format_duration(timeout);
+    Mismatch::new(
+        "response",
+        format!("a complete response within {shown}"),
+        format!("none after {shown} (the target hung or was too slow)"),
+    )
 }
 
 #[cfg(test)]

@@ -444,17 +444,6 @@ pub(crate) enum SendError {
     Other(String),
 }
 
-impl SendError {
-    /// `(expected, actual)` for a timeout.
-    pub(crate) fn timeout_texts(timeout: Duration) -> (String, String) {
-        let shown = humantime::format_duration(timeout);
-        (
-            format!("a complete response within {shown}"),
-            format!("none after {shown} (the target hung or was too slow)"),
-        )
-    }
-}
-
 /// Send one request and read its response within the limits: the body at most
 /// `max_body_bytes` (and the whole body budget), its memory reserved from the budget once the
 /// headers say how large it is, everything (the wait for memory too) within the timeout.
