@@ -5,25 +5,14 @@
 
 use std::process::Output;
 
+use greenlight_e2e::cli::config_file;
 use greenlight_e2e::lambda::binary;
 use greenlight_e2e::leaks::assert_no_form;
 use greenlight_e2e::targets::{Behaviour, Target};
 use serde_json::Value;
 
 async fn greenlight(args: &[&str], env: &[(&str, &str)]) -> Output {
-    tokio::process::Command::new(binary("greenlight"))
-        .args(args)
-        .env_remove("GREENLIGHT_CONFIG")
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap()
-}
-
-fn config_file(text: &str) -> tempfile::NamedTempFile {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    file
+    greenlight_e2e::cli::run(args, env).await
 }
 
 fn suite(url: &str) -> String {

@@ -7,27 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use greenlight_e2e::aws::{FakeAws, Store};
+use greenlight_e2e::cli::config_file;
 use greenlight_e2e::codedeploy::FakeCodeDeploy;
-use greenlight_e2e::lambda::{Emulator, binary};
+use greenlight_e2e::lambda::Emulator;
 use greenlight_e2e::targets::{Behaviour, Hang, Target, TlsTarget};
 use serde_json::Value;
-
-fn config_file(text: &str) -> tempfile::NamedTempFile {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    file
-}
 
 /// Run `greenlight doctor --format json`; its exit code and findings by subject.
 async fn doctor(config: &str, env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
     let file = config_file(config);
+    let path = file.path().to_str().unwrap();
     let run = |format: &'static str| {
-        tokio::process::Command::new(binary("greenlight"))
-            .args(["doctor", "--format", format, "-c"])
-            .arg(file.path())
-            .env_remove("GREENLIGHT_CONFIG")
-            .envs(env.iter().copied())
-            .output()
+        greenlight_e2e::cli::command(&["doctor", "--format", format, "-c", path], env).output()
     };
     let (json, text) = (run("json").await.unwrap(), run("text").await.unwrap());
     let answer: Value =

@@ -8,15 +8,10 @@
 use std::process::Output;
 use std::time::Duration;
 
+use greenlight_e2e::cli::config_file;
 use greenlight_e2e::lambda::binary;
 use greenlight_e2e::targets::{Behaviour, ENDLESS_BYTES, Endless, Hang, Target, TlsTarget};
 use serde_json::Value;
-
-fn config_file(text: &str) -> tempfile::NamedTempFile {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    file
-}
 
 async fn check(config: &str) -> (Output, Value) {
     check_with_env(config, &[]).await

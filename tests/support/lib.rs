@@ -8,6 +8,7 @@
 
 pub mod alb;
 pub mod aws;
+pub mod cli;
 pub mod codedeploy;
 pub mod lambda;
 pub mod leaks;
