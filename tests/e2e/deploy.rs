@@ -62,8 +62,24 @@ fn the_template_builds_the_three_hooks_under_codedeploy_hook_names() {
     assert!(template.contains("kms:ViaService"));
     // The S3 config read names its expected bucket owner (the code sends it).
     assert!(template.contains("GREENLIGHT_CONFIG_BUCKET_OWNER"));
-    // ECS may assume the hook role only for this account.
-    assert!(template.contains("aws:SourceAccount"));
+    // ECS assumes the hook role as AWS documents it, with no condition unless asked for
+    // (whether ECS sends aws:SourceAccount is unverified).
+    assert!(template.contains(
+        "Condition: !If\n              - EcsHookRoleSourceAccount\n              - StringEquals:\n                  aws:SourceAccount: !Ref AWS::AccountId\n              - !Ref AWS::NoValue"
+    ));
+    // Invoke rights are not approve rights: the stack generates the key that seals a watch's
+    // state, gives the functions its ARN only, and lets them read that one secret.
+    assert!(template.contains("Type: AWS::SecretsManager::Secret"));
+    assert!(template.contains("GenerateSecretString:\n        PasswordLength: 64"));
+    assert!(template.contains("GREENLIGHT_STATE_KEY_SECRET: !Ref WatchStateKey"));
+    assert!(template.contains(
+        "Action: secretsmanager:GetSecretValue\n                Resource: !Ref WatchStateKey"
+    ));
+    // A chain of continuations is bounded by greenlight, not cut by Lambda's loop detection;
+    // reserved concurrency caps it; an event older than CodeDeploy's hour is not retried.
+    assert!(template.contains("RecursiveLoop: Allow"));
+    assert!(template.contains("ReservedConcurrency:\n    Type: Number\n    Default: 5"));
+    assert!(template.contains("MaximumEventAgeInSeconds: 3600"));
     // Alarm reads only when asked for, on this account's alarms.
     assert!(template.contains("EnableMetricChecks"));
     assert!(template.contains("cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"));
