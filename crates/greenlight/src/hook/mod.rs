@@ -354,8 +354,7 @@ where
     F: Future<Output = StageRun> + Send + 'static,
 {
     let started = Instant::now();
-    let task = tokio::spawn(evaluation);
-    let abort = task.abort_handle();
+    let mut task = tokio::spawn(evaluation);
     let failed = |why: &str| {
         StageRun::Decided(StageReport::not_run(
             stage,
@@ -364,7 +363,7 @@ where
             started.elapsed(),
         ))
     };
-    match tokio::time::timeout(budget.checks + GRACE, task).await {
+    match tokio::time::timeout(budget.checks + GRACE, &mut task).await {
         Ok(Ok(run)) => run,
         Ok(Err(join_error)) => failed(if join_error.is_panic() {
             "greenlight panicked while running the stage (a bug: please report it); failing closed"
@@ -372,7 +371,11 @@ where
             "the stage evaluation was cancelled; failing closed"
         }),
         Err(_) => {
-            abort.abort();
+            // Abort, and wait for the task (and the checks it holds, which its drop aborts) to
+            // be gone, so nothing it started sends after the answer. Dropping a future is
+            // prompt; the wait is bounded all the same, inside the report reserve.
+            task.abort();
+            let _ = tokio::time::timeout(GRACE, task).await;
             failed("the stage did not finish within its budget; failing closed")
         }
     }
@@ -779,5 +782,44 @@ mod tests {
         };
         assert_eq!(report.verdict, Verdict::Failed);
         assert!(report.errors[0].contains("budget"), "{:?}", report.errors);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_an_overrunning_evaluation_started_runs_after_the_answer() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let sent = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&sent);
+        // An evaluation whose checks (tasks in a set, as the executor runs them) never end.
+        let evaluation = async move {
+            let mut checks = tokio::task::JoinSet::new();
+            for _ in 0..3 {
+                let counter = Arc::clone(&counter);
+                checks.spawn(async move {
+                    loop {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+            }
+            while checks.join_next().await.is_some() {}
+            StageRun::Decided(StageReport::not_run(
+                Stage::AfterAllowTestTraffic,
+                "gl-1".to_owned(),
+                "unreachable".to_owned(),
+                Duration::ZERO,
+            ))
+        };
+        let budget = Budget::fixed(Duration::from_secs(5));
+        let StageRun::Decided(report) =
+            evaluate(Stage::AfterAllowTestTraffic, "gl-1", budget, evaluation).await
+        else {
+            panic!("decided")
+        };
+        assert_eq!(report.verdict, Verdict::Failed);
+        let at_answer = sent.load(Ordering::SeqCst);
+        assert!(at_answer > 0);
+        // Long after the answer, not one more "request".
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(sent.load(Ordering::SeqCst), at_answer);
     }
 }
