@@ -89,7 +89,7 @@ impl Budget {
 }
 
 impl Budget {
-    /// Whether the deadline was an emulator's placeholder (see [`BudgetSource::Fallback`]).
+    /// Whether the deadline was an emulator's placeholder (see `BudgetSource::Fallback`).
     pub fn is_emulator(&self) -> bool {
         matches!(self.source, BudgetSource::Fallback { emulator: true, .. })
     }

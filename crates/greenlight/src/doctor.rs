@@ -91,7 +91,7 @@ impl Finding {
 
 /// The preflight from a shell (`greenlight doctor`): the config, its targets and secrets, and
 /// CloudWatch when a check reads it. The deployed function adds what only it can see
-/// ([`in_lambda`]).
+/// (`in_lambda`).
 pub async fn from_cli(config: &Config, source: &str, aws: &Aws) -> Vec<Finding> {
     let mut findings = check_config(config, source, aws).await;
     findings.extend(cloudwatch(config, aws).await);

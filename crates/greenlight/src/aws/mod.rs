@@ -42,7 +42,7 @@ pub struct Aws {
 }
 
 /// The SDK's config loader as greenlight uses it: the environment's settings, sending through
-/// the one reqwest stack ([`crate::aws::sdk_http`]). SDK clients add their own retry and timeout
+/// the one reqwest stack (`aws::sdk_http`). SDK clients add their own retry and timeout
 /// policy (the CodeDeploy status call does).
 pub fn sdk_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

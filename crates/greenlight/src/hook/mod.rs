@@ -116,7 +116,7 @@ impl<S: StatusSink> Hook<S> {
         self
     }
 
-    /// The key that seals and verifies watch states (see [`seal`]).
+    /// The key that seals and verifies watch states (see `hook::seal`).
     pub fn with_state_key(mut self, key: Result<StateKey, KeyError>) -> Self {
         self.state_key = key;
         self

@@ -61,7 +61,7 @@ pub enum KeyError {
 }
 
 impl StateKey {
-    /// A key from its bytes; shorter than [`MIN_KEY_BYTES`] is refused.
+    /// A key from its bytes; shorter than `MIN_KEY_BYTES` (32) is refused.
     pub fn new(bytes: impl Into<Vec<u8>>, source_name: &str) -> Result<Self, KeyError> {
         let bytes = bytes.into();
         if bytes.len() < MIN_KEY_BYTES {
@@ -73,7 +73,7 @@ impl StateKey {
         Ok(StateKey(bytes))
     }
 
-    /// The key as the environment gives it: [`KEY_ENV`] itself, else the secret [`KEY_SECRET_ENV`]
+    /// The key as the environment gives it: `GREENLIGHT_STATE_KEY` itself, else the secret `GREENLIGHT_STATE_KEY_SECRET`
     /// names (read once, at cold start). An empty variable counts as unset.
     pub async fn from_env(aws: &crate::aws::Aws) -> Result<Self, KeyError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
