@@ -84,13 +84,9 @@ async fn run_with(
     let now_ms = crate::budget::epoch_ms(SystemTime::now());
     let start = Instant::now();
     let end = start + budget;
+    // Whose state it is was settled when it was read (its seal binds the execution and stage,
+    // and `WatchState::resume` checks the run id); what it may claim is settled here.
     if let Some((state, cap)) = &resume {
-        if state.run_id != run_id || state.stage != stage.as_str() {
-            return Err(StateError::Foreign(format!(
-                "{} {}, not {run_id} {stage}",
-                state.run_id, state.stage
-            )));
-        }
         admit_against(plan, state)?;
         let limits = ChainLimits::of(plan, budget, *cap).ok_or(StateError::NoWatch)?;
         limits.admit(state, now_ms)?;

@@ -78,7 +78,7 @@ impl<S: StatusSink> Hook<S> {
                     // A deployment must never wait out the hour for a continuation that was
                     // never sent: report Failed now.
                     Err(why) => {
-                        let report = report.with_error(why);
+                        let report = report.with_error(self.scrub(&why));
                         crate::report::publish(&report);
                         report
                     }
@@ -130,7 +130,7 @@ impl<S: StatusSink> Hook<S> {
         stage_end: Instant,
         trace_id: Option<&str>,
     ) -> Result<u32, String> {
-        let key = self.state_key.as_ref().map_err(|err| {
+        let key = self.state_key().await.as_ref().map_err(|err| {
             format!("the watch needs another invocation, and its state cannot be sealed: {err}")
         })?;
         let Some(continuation) = &self.continuation else {

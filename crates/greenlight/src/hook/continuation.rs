@@ -48,7 +48,7 @@ impl<S: StatusSink> Hook<S> {
     /// another's, or comes for a stage with nothing repeating; a watch CodeDeploy's hour cannot
     /// hold; a watch that will need a continuation when no key can seal its state.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn resume(
+    pub(super) async fn resume(
         &self,
         suite: &Suite,
         run_id: &str,
@@ -73,8 +73,8 @@ impl<S: StatusSink> Hook<S> {
         let Some(carried) = carried else {
             // The first invocation: a watch that cannot finish in it will hand its state on,
             // which needs the key. Say so now, before anything runs.
-            if let (Some(longest), Err(err)) = (longest, &self.state_key)
-                && longest > per_invocation
+            if let Some(longest) = longest.filter(|longest| *longest > per_invocation)
+                && let Err(err) = self.state_key().await
             {
                 return Err(format!(
                     "config error: a check of {stage} repeats for {}, longer than one invocation \
@@ -86,7 +86,8 @@ impl<S: StatusSink> Hook<S> {
             return Ok(None);
         };
         let key = self
-            .state_key
+            .state_key()
+            .await
             .as_ref()
             .map_err(|err| SealError::NoKey(err.clone()).to_string())?;
         let value = key.open(&binding, carried).map_err(|err| err.to_string())?;

@@ -80,14 +80,14 @@ impl<S: StatusSink> Hook<S> {
                             stage: self.stage.as_str(),
                             function: &self.function,
                         };
-                        let sealed = match &self.state_key {
+                        let sealed = match self.state_key().await {
                             Ok(key) => key.seal(&binding, &state.to_value()),
                             // Cannot happen past the first invocation's key check; fail
                             // closed all the same rather than hand on an unsealed state.
                             Err(err) => {
-                                let report = report.with_error(format!(
+                                let report = report.with_error(self.scrub(&format!(
                                     "the watch needs another invocation, and its state cannot be sealed: {err}"
-                                ));
+                                )));
                                 crate::report::publish(&report);
                                 self.notify(&report, deadline_ms).await;
                                 return crate::report::ecs::response(&report);

@@ -68,8 +68,12 @@ pub struct Hook<S> {
     defaults: Defaults,
     sink: S,
     continuation: Option<Continuation>,
-    /// Seals the watch states this function hands on and verifies those it is handed.
-    state_key: Result<StateKey, KeyError>,
+    /// Seals the watch states this function hands on and verifies those it is handed: read
+    /// from where the environment says when a watch first needs it, not at cold start (most
+    /// stages never do).
+    state_key: tokio::sync::OnceCell<Result<StateKey, KeyError>>,
+    /// Where the key is read from, when it was not given.
+    key_source: Option<Arc<crate::aws::Aws>>,
     /// This function's name, in every seal (`AWS_LAMBDA_FUNCTION_NAME`; `local` outside Lambda).
     function: String,
     /// CodeDeploy, read for what the deployment says (green's target group): `discovery`.
@@ -101,7 +105,8 @@ impl<S: StatusSink> Hook<S> {
             defaults,
             sink,
             continuation: None,
-            state_key: Err(KeyError::Missing),
+            state_key: tokio::sync::OnceCell::new(),
+            key_source: None,
             deployments: None,
             function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
                 .ok()
@@ -118,8 +123,31 @@ impl<S: StatusSink> Hook<S> {
 
     /// The key that seals and verifies watch states (see `hook::seal`).
     pub fn with_state_key(mut self, key: Result<StateKey, KeyError>) -> Self {
-        self.state_key = key;
+        self.state_key = tokio::sync::OnceCell::new_with(Some(key));
         self
+    }
+
+    /// Read the key from the environment (`GREENLIGHT_STATE_KEY`, or the secret
+    /// `GREENLIGHT_STATE_KEY_SECRET` names) the first time a watch needs it.
+    pub fn with_state_key_from_env(mut self, aws: Arc<crate::aws::Aws>) -> Self {
+        self.key_source = Some(aws);
+        self
+    }
+
+    /// The state key, read once, when first needed.
+    pub(crate) async fn state_key(&self) -> &Result<StateKey, KeyError> {
+        self.state_key
+            .get_or_init(|| async {
+                let key = match &self.key_source {
+                    Some(aws) => StateKey::from_env(aws).await,
+                    None => Err(KeyError::Missing),
+                };
+                if let Err(err) = &key {
+                    tracing::info!(stage = %self.stage, reason = %err, "no watch state key: watches must finish within one invocation");
+                }
+                key
+            })
+            .await
     }
 
     /// Let a watch that outlasts an invocation continue in the next one (CodeDeploy hooks).
@@ -167,6 +195,15 @@ impl<S: StatusSink> Hook<S> {
 }
 
 impl<S: StatusSink> Hook<S> {
+    /// Scrub a text this hook adds to a report after the stage ran (the stage's own texts
+    /// were scrubbed by the suite): with the config's secrets, else card numbers at least.
+    fn scrub(&self, text: &str) -> String {
+        match &self.suite {
+            Ok(suite) => suite.redactor().scrub(text),
+            Err(_) => Redactor::default().scrub(text),
+        }
+    }
+
     /// Send a final verdict where the config says, within the notification budget and never
     /// past half the report reserve before the deadline.
     async fn notify(&self, report: &StageReport, deadline_ms: u64) {
@@ -255,19 +292,22 @@ impl<S: StatusSink> Hook<S> {
             BudgetSource::Deadline { .. } => None,
         };
         let run = match &self.suite {
-            Ok(suite) => match self.resume(
-                suite,
-                &run_id,
-                Binding {
-                    deployment_id: &deployment_id,
-                    execution_id: &execution_id,
-                    stage: self.stage.as_str(),
-                    function: &self.function,
-                },
-                watch.as_ref(),
-                engine,
-                budget.checks,
-            ) {
+            Ok(suite) => match self
+                .resume(
+                    suite,
+                    &run_id,
+                    Binding {
+                        deployment_id: &deployment_id,
+                        execution_id: &execution_id,
+                        stage: self.stage.as_str(),
+                        function: &self.function,
+                    },
+                    watch.as_ref(),
+                    engine,
+                    budget.checks,
+                )
+                .await
+            {
                 Ok(resume) => {
                     let suite = Arc::clone(suite);
                     let (stage, id, checks) = (self.stage, run_id.clone(), budget.checks);
@@ -281,10 +321,11 @@ impl<S: StatusSink> Hook<S> {
                     let evaluation = async move { suite.run(stage, checks, id, inputs).await };
                     evaluate(self.stage, &run_id, budget, evaluation).await
                 }
+                // Scrubbed like every stage error: it may quote what AWS answered.
                 Err(why) => StageRun::Decided(StageReport::not_run(
                     self.stage,
                     run_id,
-                    why,
+                    suite.redactor().scrub(&why),
                     Duration::ZERO,
                 )),
             },
@@ -408,17 +449,11 @@ pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
     let sink = CodeDeploySink::from_sdk(aws.sdk().await, reserve);
     let deployments = sink.client().clone();
     let continuation = Continuation::from_env(Arc::clone(&aws));
-    // Read once per cold start. A missing key only matters to a watch that must hand on, and
-    // is reported there; the key itself is never logged.
-    let state_key = StateKey::from_env(&aws).await;
-    if let Err(err) = &state_key {
-        tracing::info!(stage = %stage, reason = %err, "no watch state key: watches must finish within one invocation");
-    }
     let hook = Arc::new(
         Hook::new(stage, suite, sink)
             .with_continuation(continuation)
             .with_deployments(deployments)
-            .with_state_key(state_key),
+            .with_state_key_from_env(Arc::clone(&aws)),
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let hook = Arc::clone(&hook);
